@@ -1,0 +1,3 @@
+"""hqc: heterogeneous quantization compiler for spiking vision transformers."""
+
+__version__ = "0.1.0"
