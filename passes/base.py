@@ -1,0 +1,87 @@
+"""The pass contract and the pass manager.
+
+A pass: `name` (kebab-case), `run(graph, ctx) -> PassResult(graph, modified, stats)`.
+Output depends only on the graph, `ctx.options`, `ctx.target` and `ctx.seed`; passes keep
+no state between runs; running a pass twice equals running it once. The manager checks
+the IR with `verify` after every pass and re-raises failures as
+"pass X failed after [a, b, c]: <reason>".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from hqc.errors import HqcError, PassError
+from hqc.ir import Graph, verify
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    """What a pass may read besides the graph: options, target, seed, a seeded rng."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    target: Any = None
+    seed: int = 0
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
+
+
+@dataclass
+class PassResult:
+    graph: Graph
+    modified: bool
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class Pass:
+    name: ClassVar[str] = ""
+
+    def run(self, graph: Graph, ctx: Context) -> PassResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+PASSES: dict[str, type[Pass]] = {}
+
+
+def register(cls: type[Pass]) -> type[Pass]:
+    if not cls.name or cls.name in PASSES:
+        raise ValueError(f"pass name {cls.name!r} empty or registered twice")
+    PASSES[cls.name] = cls
+    return cls
+
+
+def run_passes(
+    graph: Graph, names: Iterable[str], ctx: Context | None = None
+) -> tuple[Graph, list[dict[str, Any]]]:
+    """Run passes in order; verify after each; returns the graph and per-pass records."""
+    ctx = ctx or Context()
+    done: list[str] = []
+    records: list[dict[str, Any]] = []
+    for name in names:
+        if name not in PASSES:
+            raise PassError(f"unknown pass {name!r} (known: {', '.join(sorted(PASSES))})")
+        t0 = time.perf_counter()
+        try:
+            result = PASSES[name]().run(graph, ctx)
+        except HqcError as exc:
+            raise type(exc)(f"pass {name} failed after {done}: {exc}") from exc
+        except Exception as exc:
+            raise PassError(f"pass {name} failed after {done}: {type(exc).__name__}: {exc}") from exc
+        problems = verify(result.graph)
+        if problems:
+            raise PassError(f"pass {name} left an invalid IR after {done}: {'; '.join(problems[:3])}")
+        graph = result.graph
+        done.append(name)
+        seconds = time.perf_counter() - t0
+        records.append({"pass": name, "modified": result.modified, "seconds": seconds, **result.stats})
+        log.info("pass %s: modified=%s %.3fs %s", name, result.modified, seconds, result.stats)
+    return graph, records
