@@ -1,0 +1,167 @@
+"""The `hqc` command line. The CLI owns the terminal; the library only logs.
+
+Every user error (`HqcError`) is one line on stderr, `error: <message>`, exit code 2.
+Anything else is an internal error: one line too, exit code 3, and `--debug` shows the
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+from hqc import __version__
+from hqc.errors import HqcError
+
+INSPECT_SCHEMA = "hqc.inspect/1"
+
+
+class HqcGroup(click.Group):
+    """Turns errors into one line and an exit code instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HqcError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            click.echo(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for details)", err=True)
+            ctx.exit(3)
+
+
+@click.group(cls=HqcGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hqc")
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.option("-v", "--verbose", count=True, help="Log what the passes do (-vv: more).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, verbose: int) -> None:
+    """hqc: heterogeneous quantization compiler for spiking vision transformers."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _fmt_int(n: int) -> str:
+    if n >= 10**9:
+        return f"{n / 1e9:.2f}G"
+    if n >= 10**6:
+        return f"{n / 1e6:.2f}M"
+    if n >= 10**4:
+        return f"{n / 1e3:.1f}k"
+    return str(n)
+
+
+def _table(rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for k, r in enumerate(rows):
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
+        out.append("  ".join(cells).rstrip())
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def inspect_dict(fe: Any) -> dict[str, Any]:
+    """The `hqc inspect --json` document (schema hqc.inspect/1, see docs/cli.md)."""
+    layers = [
+        {
+            "name": layer.name,
+            "kind": layer.kind,
+            "group": layer.group,
+            "weight_shape": list(layer.weight_shape),
+            "params": layer.params,
+            "macs": layer.macs,
+            "input_kind": layer.input_kind,
+            "onnx_nodes": list(layer.nodes),
+        }
+        for layer in fe.layers
+    ]
+    neurons = [{"name": name, "shape": list(shape), **p.describe()} for name, p, shape in fe.neurons]
+    for n in neurons:
+        if n["tau"] == float("inf"):
+            n["tau"] = None
+    return {
+        "schema": INSPECT_SCHEMA,
+        "model": str(fe.graph.meta.get("source", "")),
+        "input": {"name": fe.graph.inputs[0], "shape": list(fe.graph.shape(fe.graph.inputs[0]) or [])},
+        "onnx_nodes": fe.onnx_nodes,
+        "ir_nodes": len(fe.graph),
+        "import_seconds": round(fe.import_seconds, 4),
+        "layers": layers,
+        "neurons": neurons,
+        "totals": {
+            "layers": len(layers),
+            "params": sum(x["params"] for x in layers),
+            "macs": sum(x["macs"] for x in layers),
+            "neurons": len(neurons),
+        },
+    }
+
+
+@main.command("inspect")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--input-layout", default=None, help="Where the model input keeps batch and time: BT… or TB….")
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON document instead of tables.")
+def inspect_cmd(model: str, input_layout: str | None, as_json: bool) -> None:
+    """List the weight layers and spiking neurons hqc finds in MODEL (ONNX)."""
+    from hqc.pipeline import run_frontend
+
+    fe = run_frontend(model, input_layout)
+    doc = inspect_dict(fe)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    rows = [["layer", "kind", "group", "weight shape", "params", "MACs", "input"]]
+    for x in doc["layers"]:
+        rows.append(
+            [x["name"], x["kind"], x["group"], "×".join(map(str, x["weight_shape"])), _fmt_int(x["params"]), _fmt_int(x["macs"]), x["input_kind"]]
+        )
+    click.echo(f"model  {model}  ({doc['onnx_nodes']} ONNX nodes → {doc['ir_nodes']} IR nodes, imported in {doc['import_seconds']:.2f} s)")
+    click.echo(f"input  {doc['input']['name']} {doc['input']['shape']}")
+    click.echo("")
+    for line in _table(rows, {4, 5}):
+        click.echo(line)
+    click.echo("")
+    nrows = [["neuron", "shape", "tau", "v_th", "reset", "cmp", "decay_input"]]
+    for x in doc["neurons"]:
+        reset = f"hard→{x['v_reset']:g}" if x["reset"] == "hard" else f"subtract {x['reset_by']:g}"
+        tau = "inf" if x["tau"] is None else f"{x['tau']:g}"
+        nrows.append([x["name"], "×".join(map(str, x["shape"])), tau, f"{x['v_threshold']:g}", reset, x["comparison"], str(x["decay_input"]).lower()])
+    if len(nrows) > 1:
+        for line in _table(nrows, set()):
+            click.echo(line)
+    else:
+        click.echo("no spiking neurons found")
+    t = doc["totals"]
+    click.echo("")
+    click.echo(f"total  {t['layers']} weight layers, {_fmt_int(t['params'])} params, {_fmt_int(t['macs'])} MACs per sample, {t['neurons']} LIF neurons")
+
+
+def _register_optional() -> None:
+    try:
+        from hqc.cli_targets import cost, targets
+    except ImportError:  # pragma: no cover - during development only
+        return
+    main.add_command(targets)
+    main.add_command(cost)
+
+
+_register_optional()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
