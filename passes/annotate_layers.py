@@ -29,6 +29,7 @@ import re
 from functools import cache
 
 import numpy as np
+
 from hqc.errors import ModelError
 from hqc.ir import Graph, Node, module_path
 from hqc.layers import LayerInfo

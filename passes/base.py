@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+
 from hqc.errors import HqcError, PassError
 from hqc.ir import Graph, verify
 

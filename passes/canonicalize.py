@@ -14,6 +14,7 @@ Idempotent: a second run finds nothing to do and reports modified=False.
 from __future__ import annotations
 
 import numpy as np
+
 from hqc.ir import Graph
 from hqc.numpy_ops import IMPLS, evaluate
 from hqc.passes.base import Context, Pass, PassResult, register

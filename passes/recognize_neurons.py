@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from hqc.errors import NeuronError
 from hqc.ir import Graph, Node, Value, module_path
 from hqc.lif import LIFParams, lif_numpy

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
 from hqc.errors import TargetError
 
 SCHEMA_VERSION = 1

@@ -6,9 +6,9 @@ import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
-from hqc.cli import main
 from onnx import TensorProto, helper
 
+from hqc.cli import main
 from tests.helpers import lif_loop_model, make_model
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pytest import approx
+
 from hqc.choices import QuantChoice, parse_choice
 from hqc.errors import DataError, PlanError
 from hqc.layers import LayerInfo
@@ -16,9 +20,6 @@ from hqc.targets import (
     mac_energy_pj,
     model_cost,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from pytest import approx
 
 CMOS45 = load_target("cmos45")
 REL = 1e-12

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from onnx import helper
+
 from hqc.errors import ModelError, UnsupportedOpError
 from hqc.ir import verify
 from hqc.onnx_io import from_proto, import_model, to_proto
-from onnx import helper
-
 from tests.helpers import FLOAT_ATOL, FLOAT_RTOL, lif_loop_model, make_model, run_ort
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from onnx import TensorProto, helper
+
 from hqc.backend import TorchModel
 from hqc.errors import NeuronError, PassError
 from hqc.ir import verify
 from hqc.onnx_io import from_proto, to_proto
 from hqc.passes import run_passes
 from hqc.pipeline import FRONTEND
-from onnx import TensorProto, helper
-
 from tests.helpers import FLOAT_ATOL, FLOAT_RTOL, lif_loop_model, make_model, run_ort
 
 

@@ -10,11 +10,12 @@ import click
 import pytest
 import yaml
 from click.testing import CliRunner
+from pytest import approx
+
 from hqc.cli_targets import cost, targets
 from hqc.errors import HqcError
 from hqc.layers import LayerInfo
 from hqc.targets import dump_table, load_target
-from pytest import approx
 
 
 class _Main(click.Group):

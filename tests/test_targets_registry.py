@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import yaml
+
 from hqc.errors import TargetError
 from hqc.targets import dump_table, is_path_spec, list_targets, load_target
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hqc.errors import TargetError
-from hqc.targets import dump_table, load_table, load_target, loads_table, parse_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from hqc.errors import TargetError
+from hqc.targets import dump_table, load_table, load_target, loads_table, parse_table
 
 CMOS45 = load_target("cmos45")
 CMOS45_DATA = yaml.safe_load(dump_table(CMOS45))

@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from onnx import helper
+from torch import nn
+
 from hqc.errors import DataError, ModelError
 from hqc.ir import Graph
 from hqc.layout import detect_layout
 from hqc.lif import LIFParams
-from onnx import helper
-from torch import nn
 
 SURROGATE_ALPHA = 4.0
 WEIGHT_OPS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (1,)}

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 import click
+
 from hqc import __version__
 from hqc.errors import HqcError
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import click
-import yaml
+
 from hqc.choices import DEFAULT_CHOICES, QuantChoice, parse_choice
-from hqc.errors import ConfigError, PlanError, TargetError
-from hqc.layers import LayerInfo
+from hqc.errors import ConfigError, TargetError
+from hqc.plan import read_plan
 from hqc.targets import (
     ACCUMULATOR_BITS,
     ModelCost,
@@ -166,47 +165,6 @@ def _mac_ops_text(choice: QuantChoice, target: Target) -> str:
 
 
 # ------------------------------------------------------------------------ cost
-
-
-def read_plan(path: str | Path, layers: Sequence[LayerInfo]) -> dict[str, QuantChoice]:
-    """Choices from a plan file: `layers: {name: {choice: uni4, ...}}` (or `name: uni4`).
-
-    Keys other than `layers` and `choice` are ignored (the search writes more). Every
-    model layer must have a choice; unknown layers or quantizers are a PlanError naming
-    `file:key.path`.
-    """
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise PlanError(f"{path}: cannot read plan ({e.strerror or e})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PlanError(f"{path}: not valid YAML{where}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("layers"), dict):
-        raise PlanError(f"{path}:layers: expected a mapping layer name -> {{choice: ...}}")
-    names = [layer.name for layer in layers]
-    known = set(names)
-    plan: dict[str, QuantChoice] = {}
-    for name, entry in data["layers"].items():
-        if name not in known:
-            listed = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-            raise PlanError(f"{path}:layers.{name}: no layer of that name in the model "
-                            f"(layers: {listed})")
-        if isinstance(entry, dict):
-            if "choice" not in entry:
-                raise PlanError(f"{path}:layers.{name}.choice: missing required key")
-            value, key = entry["choice"], f"layers.{name}.choice"
-        else:
-            value, key = entry, f"layers.{name}"
-        try:
-            plan[name] = parse_choice(value)
-        except PlanError as e:
-            raise PlanError(f"{path}:{key}: {e}") from None
-    missing = [n for n in names if n not in plan]
-    if missing:
-        raise PlanError(f"{path}:layers: no choice for layers: {', '.join(missing)}")
-    return plan
 
 
 @click.command("cost")

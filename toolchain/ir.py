@@ -20,6 +20,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+
 from hqc.errors import ModelError
 
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import helper, numpy_helper
+
 from hqc.errors import ModelError, UnsupportedOpError
 from hqc.ir import Graph, Value
-from onnx import helper, numpy_helper
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ import logging
 
 import numpy as np
 import onnx
+from onnx import helper
+
 from hqc.errors import ModelError
 from hqc.ir import Graph, Value
 from hqc.onnx_io import _value_of, to_proto
-from onnx import helper
 
 log = logging.getLogger(__name__)
 
