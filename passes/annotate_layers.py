@@ -7,9 +7,8 @@ name:   `<module>` from an initializer named `<module>.weight`; else the torch m
         recorded by the exporter (TorchScript node name, dynamo name scopes); else the
         initializer name. Duplicates get a `#k` suffix.
 group:  head      — no LIF downstream of the layer (its output reaches the logits as is);
-        by name   — attn/attention/q_/k_/v_/qkv/proj → attention; mlp/fc1/fc2/ffn →
-                    mlp; sps/patch/embed/stem/tokenizer/rpe → tokenizer; head/classifier
-                    → head;
+        by name   — first match of: sps/patch/embed/stem/tokenizer/rpe → tokenizer;
+                    attn/attention/q_/k_/v_/qkv/proj → attention; mlp/fc1/fc2/ffn → mlp;
         by place  — before the first activation-by-activation MatMul (the attention
                     product) → tokenizer; producing an operand of such a MatMul within a
                     few reshapes → attention; others → mlp when the model has attention,
@@ -41,9 +40,9 @@ PASSTHROUGH = frozenset(
 _RANK = {"spikes": 0, "integers": 1, "real": 2}
 _GROUP_WORDS = (
     ("head", re.compile(r"(^|[._/])(head|classifier)([._/]|$)")),
+    ("tokenizer", re.compile(r"(sps|patch|embed|stem|tokenizer|rpe)")),
     ("attention", re.compile(r"(attn|attention|(^|[._/])(q|k|v|qkv|proj)(_|[._/]|$))")),
     ("mlp", re.compile(r"(mlp|fc1|fc2|ffn|feed_?forward)")),
-    ("tokenizer", re.compile(r"(sps|patch|embed|stem|tokenizer|rpe)")),
 )
 
 

@@ -82,9 +82,10 @@ class Canonicalize(Pass):
         for _ in range(8):  # bounded fixed point: folding enables shapes enables folding
             step = fold_constants(graph)
             folded += step
-            shaped |= infer_shapes(graph)
+            shaped |= infer_shapes(graph, strict=False)
             if not step:
                 break
+        shaped |= infer_shapes(graph)
         folded += fold_constants(graph)
         dead = graph.remove_dead()
         modified = bool(removed or folded or dead or shaped)

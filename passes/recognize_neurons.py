@@ -136,7 +136,7 @@ def _analyze(graph: Graph, nodes: list[str]) -> Component:
 
 
 def _compare_of(graph: Graph, tensor: str, members: set[str]) -> str | None:
-    """Follow Cast / Where(c, 1, 0) back from a spike tensor to its comparison node."""
+    """Follow Cast / Mul(·, 1) / Where(c, 1, 0) back from a spike tensor to its comparison node."""
     for _ in range(4):
         p = graph.producer(tensor)
         if p is None or p.name not in members:
@@ -145,6 +145,8 @@ def _compare_of(graph: Graph, tensor: str, members: set[str]) -> str | None:
             return p.name
         if p.op == "Cast":
             tensor = p.inputs[0]
+        elif p.op == "Mul" and any(_is_one(graph, t) for t in p.inputs):
+            tensor = next(t for t in p.inputs if not _is_one(graph, t))  # graded spikes × 1
         elif p.op == "Where":
             a, b = graph.const(p.inputs[1]), graph.const(p.inputs[2])
             if a is None or b is None or not (np.all(a == 1) and np.all(b == 0)):
@@ -153,6 +155,11 @@ def _compare_of(graph: Graph, tensor: str, members: set[str]) -> str | None:
         else:
             return None
     return None
+
+
+def _is_one(graph: Graph, t: str) -> bool:
+    c = graph.const(t)
+    return c is not None and c.size == 1 and float(c.reshape(-1)[0]) == 1.0
 
 
 def _threshold_and_margin(graph: Graph, cmp: Node) -> tuple[float, str, str, int]:

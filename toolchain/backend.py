@@ -63,7 +63,9 @@ def spike_fn(m: torch.Tensor, strict: bool, training: bool) -> torch.Tensor:
     """Heaviside(m) forward; sigmoid-derivative surrogate gradient when training."""
     s = (m > 0) if strict else (m >= 0)
     s = s.to(m.dtype)
-    if training and m.requires_grad:
+    # Not `m.requires_grad`: under torch.vmap (how forward runs) it reads False even when
+    # m depends on parameters, which silently cut every gradient at the first LIF.
+    if training:
         sg = torch.sigmoid(SURROGATE_ALPHA * m)
         s = s + (sg - sg.detach())
     return s
@@ -280,6 +282,7 @@ OPS: dict[str, Callable] = {
     "Mul": lambda n, a, m: a[0] * a[1],
     "Div": _div,
     "Pow": lambda n, a, m: torch.pow(a[0], a[1]),
+    "Mod": lambda n, a, m: torch.fmod(a[0], a[1]) if n.attrs.get("fmod", 0) else torch.remainder(a[0], a[1]),
     "Neg": lambda n, a, m: -a[0],
     "Abs": lambda n, a, m: torch.abs(a[0]),
     "Sqrt": lambda n, a, m: torch.sqrt(a[0]),
@@ -369,8 +372,18 @@ class TorchModel(nn.Module):
             self.register_buffer(f"c{i}", torch.from_numpy(arr) if arr.dtype != object else None, persistent=False)
             self._bufs[name] = f"c{i}"
         self.transforms: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+        self.output_batch_axis = [self._batch_axis_of(o) for o in graph.outputs]
         self.plan = [(graph.node(nid), OPS[graph.node(nid).op]) for nid in graph.topo_order()]
         self.outputs = list(graph.outputs)
+
+    def _batch_axis_of(self, tensor: str) -> int:
+        """Batch axis of a graph output: 1 for a time-major (T, B, …) output of a TB model."""
+        shp = self.graph.shape(tensor) or ()
+        if self.layout == "TB" and len(shp) >= 2:
+            T = self.input_shape[0]
+            if shp[0] == T and shp[1] == self.export_batch and T != self.export_batch:
+                return 1
+        return 0
 
     def parameter(self, const_name: str) -> nn.Parameter:
         return self.params[_key(const_name)]
@@ -421,8 +434,9 @@ class TorchModel(nn.Module):
         return self.forward_all(x)[0]
 
     def forward_all(self, x: torch.Tensor, names: list[str] | None = None) -> list[torch.Tensor]:
-        """Run data (N, T, ...) and return the named tensors (default: graph outputs) with
-        the groups flattened back to samples where the tensor's axis 0 is the batch."""
+        """Run data (N, T, ...). Default: the graph outputs, batch first (N, ...); a
+        time-major output (T, B, …) of a TB model comes back as (N, T, …). With `names`:
+        those tensors per group, (G, *export-time shape), G = ceil(N / B0)."""
         per_sample = list(self.input_shape)
         per_sample.pop(self.layout.index("B"))
         if list(x.shape[1:]) != per_sample:
@@ -435,8 +449,10 @@ class TorchModel(nn.Module):
         g = x.reshape(-1, b0, *x.shape[1:])
         g = self.to_model_layout(g)
         outs = torch.vmap(lambda s: tuple(self.run_group(s, names)), randomness="same")(g)
+        if names is not None:
+            return list(outs)  # per group: (G, *shape at the export batch)
         result = []
-        for o in outs:
-            o = o.reshape(-1, *o.shape[2:]) if o.dim() >= 2 and o.shape[1] == b0 else o
-            result.append(o[:n])
+        for o, ax in zip(outs, self.output_batch_axis, strict=True):
+            o = o.movedim(ax + 1, 1)  # (G, B0, ...) with the output's batch axis
+            result.append(o.reshape(-1, *o.shape[2:])[:n])
         return result

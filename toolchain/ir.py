@@ -225,11 +225,24 @@ class Graph:
         return copy.deepcopy(self)
 
 
+def _collapse(parts: list[str]) -> str | None:
+    """['blocks', 'blocks.0', 'attn'] → 'blocks.0.attn' (scopes may repeat the parent)."""
+    path: list[str] = []
+    for part in parts:
+        if not part:
+            continue
+        if path and part.startswith(path[-1] + "."):
+            path[-1] = part
+        else:
+            path.append(part)
+    return ".".join(path) or None
+
+
 def module_path(node: Node) -> str | None:
     """The torch module that produced a node, from exporter metadata or node names.
 
-    dynamo: metadata `pkg.torch.onnx.name_scopes` = "['', 'blocks.0', 'attn', 'op']";
-    TorchScript: node names "/blocks.0/attn/Op". Returns "blocks.0.attn" or None.
+    dynamo: metadata `pkg.torch.onnx.name_scopes` = "['', 'blocks', 'blocks.0', 'op']";
+    TorchScript: node names "/blocks/blocks.0/Op". Returns "blocks.0" or None.
     """
     scope = node.meta.get("pkg.torch.onnx.name_scopes")
     if scope:
@@ -238,9 +251,9 @@ def module_path(node: Node) -> str | None:
         except (ValueError, SyntaxError):
             parts = None
         if isinstance(parts, list) and len(parts) > 2:
-            return ".".join(str(p) for p in parts[1:-1] if p)
+            return _collapse([str(p) for p in parts[1:-1]])
     if node.name.startswith("/") and node.name.count("/") >= 2:
-        return ".".join(p for p in node.name.strip("/").split("/")[:-1] if p) or None
+        return _collapse(node.name.strip("/").split("/")[:-1])
     return None
 
 

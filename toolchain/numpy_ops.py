@@ -47,6 +47,7 @@ IMPLS["Add"] = _binary(np.add)
 IMPLS["Sub"] = _binary(np.subtract)
 IMPLS["Mul"] = _binary(np.multiply)
 IMPLS["Div"] = _binary(_int_div)
+IMPLS["Mod"] = lambda attrs, xs: [np.asarray(np.fmod(xs[0], xs[1]) if attrs.get("fmod", 0) else np.mod(xs[0], xs[1]))]
 IMPLS["Pow"] = _binary(lambda a, b: np.power(a, b).astype(a.dtype))
 IMPLS["Greater"] = _binary(np.greater)
 IMPLS["GreaterOrEqual"] = _binary(np.greater_equal)

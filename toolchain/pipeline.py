@@ -67,3 +67,68 @@ def load_and_analyze(model_path: str, input_layout: str | None = None) -> tuple[
     """ONNX file → (IR after the frontend passes, weight layers)."""
     fe = run_frontend(model_path, input_layout)
     return fe.graph, fe.layers
+
+
+def sample_shape(graph: Graph, input_layout: str | None = None) -> tuple[int, ...]:
+    """Per-sample data shape (T, C, H, W) the model expects, from its input and layout."""
+    from hqc.layout import detect_layout
+
+    shp = [int(d) for d in graph.shape(graph.inputs[0]) or []]
+    layout = (input_layout or detect_layout(graph)).upper()
+    b = layout.index("B")
+    shp.pop(b)
+    if layout.startswith("TB"):
+        pass  # remaining order is (T, C, H, W) already
+    return tuple(shp)
+
+
+def layer_input_tensors(graph: Graph, layer: LayerInfo) -> list[str]:
+    """The data-input tensor of each node of a layer."""
+    out = []
+    for nid in layer.nodes:
+        node = graph.node(nid)
+        if node.op == "MatMul" and graph.is_const(node.inputs[0]):
+            out.append(node.inputs[1])
+        else:
+            out.append(node.inputs[0])
+    return out
+
+
+def measure_firing_rates(
+    graph: Graph,
+    layers: list[LayerInfo],
+    data_path: str,
+    input_layout: str | None = None,
+    split: str = "val",
+    limit: int = 256,
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """Mean input firing rate (fraction of ones) of every layer whose input is spikes,
+    measured with the float model on up to `limit` samples of `split` (train if absent)."""
+    import numpy as np
+    import torch
+
+    from hqc.backend import TorchModel
+    from hqc.data import load_data
+
+    ds = load_data(data_path, sample_shape(graph, input_layout))
+    sp = ds.splits.get(split) or ds.train
+    model = TorchModel(graph, input_layout).eval()
+    spiking = [layer for layer in layers if layer.input_kind == "spikes"]
+    names = sorted({t for layer in spiking for t in layer_input_tensors(graph, layer)})
+    if not names:
+        return {}
+    sums = dict.fromkeys(names, 0.0)
+    counts = dict.fromkeys(names, 0)
+    x = sp.x[:limit]
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            outs = model.forward_all(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])), names)
+            for n, o in zip(names, outs, strict=True):
+                sums[n] += float(o.double().sum())
+                counts[n] += o.numel()
+    rates = {}
+    for layer in spiking:
+        ts = layer_input_tensors(graph, layer)
+        rates[layer.name] = sum(sums[t] for t in ts) / max(1, sum(counts[t] for t in ts))
+    return rates

@@ -74,6 +74,9 @@ def _onnx_infer(graph: Graph) -> bool:
         if new.static and new.dtype and (old is None or not old.static or old != new):
             graph.values[vi.name] = new
             changed = True
+        elif new.dtype and (old is None or old.dtype is None):
+            graph.values[vi.name] = Value(old.shape if old else None, new.dtype)
+            changed = True
     return changed
 
 
@@ -116,8 +119,9 @@ def _ort_infer(graph: Graph, names: list[str]) -> bool:
     return changed
 
 
-def infer_shapes(graph: Graph) -> bool:
-    """Fill `graph.values` with static shapes and dtypes; returns whether anything changed."""
+def infer_shapes(graph: Graph, strict: bool = True) -> bool:
+    """Fill `graph.values` with static shapes and dtypes; returns whether anything changed.
+    With strict=False, tensors left unknown are not an error (a later fold may fix them)."""
     changed = _fix_inputs(graph)
     if not _unknown(graph):
         return changed
@@ -128,10 +132,10 @@ def infer_shapes(graph: Graph) -> bool:
         if not step or not _unknown(graph):
             break
     missing = _unknown(graph)
-    if missing:
+    if missing and strict:
         changed |= _ort_infer(graph, missing)
         changed |= _hqc_rules(graph)
     missing = _unknown(graph)
-    if missing:
+    if missing and strict:
         raise ModelError(f"cannot resolve the static shape of {len(missing)} tensor(s), e.g. {missing[0]!r}")
     return changed
