@@ -194,6 +194,20 @@ class _Probe:
     def __init__(self, graph: Graph, comp: Component, watch: list[str]) -> None:
         self.graph, self.comp, self.watch = graph, comp, watch
         self.shape = tuple(int(d) for d in graph.shape(comp.inputs[0]))  # type: ignore[union-attr]
+        self.consts: dict[str, np.ndarray] = {}
+        for nid in comp.nodes:
+            for t in graph.node(nid).inputs:
+                c = graph.const(t) if t else None
+                if c is not None and t not in self.consts:
+                    c = c.astype(np.float64) if c.dtype.kind == "f" else c
+                    if c.size > 1 and np.all(c == c.reshape(-1)[0]):
+                        c = np.full((1,) * c.ndim, c.reshape(-1)[0], c.dtype)  # uniform → scalar
+                    self.consts[t] = c
+        rank = len(self.shape)
+        uniform = all(c.size == 1 for c in self.consts.values())
+        n = int(np.prod(self.shape)) if self.shape else 1
+        # probes need the full shape only when a constant varies per element
+        self.probe_shape = ((1,) * (rank - 1) + (min(n, 4096),)) if uniform and rank else self.shape
 
     def run(self, xs: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         env: dict[str, np.ndarray] = {t: x for t, x in zip(self.comp.inputs, xs, strict=True)}
@@ -203,9 +217,8 @@ class _Probe:
             for t in node.inputs:
                 if t in env:
                     args.append(env[t])
-                elif self.graph.is_const(t):
-                    c = self.graph.const(t)
-                    args.append(c.astype(np.float64) if c.dtype.kind == "f" else c)
+                elif t in self.consts:
+                    args.append(self.consts[t])
                 else:
                     args.append(None)
             attrs = dict(node.attrs)
@@ -235,8 +248,10 @@ def _fit(graph: Graph, comp: Component) -> LIFParams:
     probe = _Probe(graph, comp, membranes)
     shape = probe.shape
 
+    scalar_shape = (1,) * len(shape)  # broadcasts against per-channel / batch constants
+
     def h(xs_scalar: list[float]) -> list[float]:
-        mem, _ = probe.run([np.full(shape, v, np.float64) for v in xs_scalar])
+        mem, _ = probe.run([np.full(scalar_shape, v, np.float64) for v in xs_scalar])
         return [float(np.asarray(m).reshape(-1)[0]) for m in mem]
 
     zero = [0.0] * T
@@ -310,7 +325,7 @@ def _validate(graph: Graph, comp: Component, probe: _Probe, p: LIFParams, where:
     rng = np.random.default_rng(0)
     T = len(comp.inputs)
     scale = max(1.0, abs(p.v_threshold))
-    shape = (T,) + probe.shape
+    shape = (T,) + probe.probe_shape
     x = rng.normal(0.0, 1.0, size=shape) * scale
     x += rng.choice([0.0, 1.0, 2.0], size=shape) * scale  # spike-count-like currents
     _, outs = probe.run([x[t] for t in range(T)])

@@ -64,6 +64,7 @@ class Graph:
         self._producer: dict[str, str] = {}
         self._consumers: dict[str, list[str]] = {}
         self._uid = 0
+        self._topo: list[str] | None = None
 
     # ----------------------------------------------------------------- queries
     def node(self, nid: str) -> Node:
@@ -78,10 +79,13 @@ class Graph:
         return self.g.number_of_nodes()
 
     def topo_order(self) -> list[str]:
-        try:
-            return list(nx.lexicographical_topological_sort(self.g))
-        except nx.NetworkXUnfeasible as exc:
-            raise ModelError("graph has a cycle") from exc
+        """Deterministic topological order (ties by node id); cached until the next edit."""
+        if self._topo is None:
+            try:
+                self._topo = list(nx.lexicographical_topological_sort(self.g))
+            except nx.NetworkXUnfeasible as exc:
+                raise ModelError("graph has a cycle") from exc
+        return list(self._topo)
 
     def producer(self, tensor: str) -> Node | None:
         nid = self._producer.get(tensor)
@@ -143,6 +147,7 @@ class Graph:
         domain: str = "",
         meta: dict[str, str] | None = None,
     ) -> Node:
+        self._topo = None
         nid = name if name and name not in self.g else self.fresh(name or op)
         node = Node(nid, op, list(inputs), list(outputs), dict(attrs or {}), domain, dict(meta or {}))
         self.g.add_node(nid, node=node)
@@ -172,6 +177,7 @@ class Graph:
                 self.g.add_edge(src, nid, key=slot, tensor=t)
 
     def remove_node(self, nid: str) -> None:
+        self._topo = None
         node = self.node(nid)
         for t in node.inputs:
             lst = self._consumers.get(t)
@@ -183,6 +189,7 @@ class Graph:
         self.g.remove_node(nid)
 
     def set_inputs(self, nid: str, inputs: list[str]) -> None:
+        self._topo = None
         node = self.node(nid)
         for t in node.inputs:
             lst = self._consumers.get(t)
