@@ -1,0 +1,141 @@
+"""`hqc compile` options as one dataclass that round-trips through a YAML file.
+
+`--config hqc.yaml` sets any option; options given on the command line win over the
+file. `CompileConfig.to_yaml()` writes every option, so a run's `config.yaml` in the
+output folder reproduces it: load → dump → load is the identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hqc.errors import ConfigError
+
+CONFIG_SCHEMA = "hqc.config/1"
+
+STAGES: tuple[str, ...] = (
+    "import",
+    "canonicalize",
+    "recognize-neurons",
+    "annotate-layers",
+    "insert-quant-choices",
+    "search",
+    "finetune",
+    "lower-int",
+    "verify",
+    "emit",
+)
+
+
+@dataclass
+class CompileConfig:
+    model: str = ""
+    data: str = ""
+    target: str = "cmos45"
+    out: str = ""
+    plan: str | None = None
+    search_space: str | None = None
+    input_layout: str | None = None
+    lambda_: float | None = None
+    epochs: int = 6
+    finetune_epochs: int = 2
+    batch_size: int = 32
+    seed: int = 0
+    device: str = "cpu"
+    stop_after: str | None = None
+    verify_limit: int | None = None
+    split: str = "val"
+
+    def validate(self, where: str = "options") -> None:
+        if self.lambda_ is not None and self.lambda_ < 0:
+            raise ConfigError(f"{where}: lambda must be ≥ 0, got {self.lambda_}")
+        for name in ("epochs", "finetune_epochs"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}: {name} must be ≥ 0, got {getattr(self, name)}")
+        if self.batch_size <= 0:
+            raise ConfigError(f"{where}: batch_size must be > 0, got {self.batch_size}")
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"{where}: device must be cpu or cuda, got {self.device!r}")
+        if self.stop_after is not None and self.stop_after not in STAGES:
+            raise ConfigError(f"{where}: stop_after {self.stop_after!r} is not a stage ({', '.join(STAGES)})")
+        if self.split not in ("train", "val", "test"):
+            raise ConfigError(f"{where}: split must be train, val or test, got {self.split!r}")
+        if self.verify_limit is not None and self.verify_limit <= 0:
+            raise ConfigError(f"{where}: verify_limit must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lambda"] = d.pop("lambda_")
+        return {"schema": CONFIG_SCHEMA, **d}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> CompileConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a mapping of options")
+        data = dict(data)
+        schema = data.pop("schema", CONFIG_SCHEMA)
+        if schema != CONFIG_SCHEMA:
+            raise ConfigError(f"{where}:schema: expected {CONFIG_SCHEMA!r}, got {schema!r}")
+        if "lambda" in data:
+            data["lambda_"] = data.pop("lambda")
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                shown = "lambda" if key == "lambda_" else key
+                raise ConfigError(f"{where}:{shown}: unknown option (known: {', '.join(sorted(_public(k) for k in known))})")
+            kwargs[key] = _coerce(key, value, known[key].type, where)
+        cfg = cls(**kwargs)
+        cfg.validate(where)
+        return cfg
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> CompileConfig:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise ConfigError(f"{p}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+        return cls.from_dict(data or {}, str(p))
+
+
+def _public(name: str) -> str:
+    return "lambda" if name == "lambda_" else name
+
+
+def _coerce(key: str, value: Any, typ: Any, where: str) -> Any:
+    t = str(typ)
+    label = f"{where}:{_public(key)}"
+    if value is None:
+        if "None" in t:
+            return None
+        raise ConfigError(f"{label}: must not be empty")
+    if t.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{label}: expected an integer, got {value!r}")
+        return value
+    if t.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{label}: expected a number, got {value!r}")
+        return float(value)
+    if t.startswith("str"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{label}: expected a string, got {value!r}")
+        return value
+    return value

@@ -1,0 +1,69 @@
+"""Atomic output folders: complete, or not at all.
+
+`atomic_dir(final)` yields a fresh temporary folder beside `final` (same filesystem);
+on success it replaces `final` in one rename (an existing `final` is moved aside first
+and removed after), on any error or interrupt (including SIGINT/SIGTERM) the temporary
+folder is deleted and `final` is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from hqc.errors import HqcError
+
+
+class OutputError(HqcError):
+    """The output folder cannot be created or written."""
+
+
+def _raise_interrupt(signum, frame):  # pragma: no cover - signal path
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    final = Path(final)
+    parent = final.parent if str(final.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"{final}: cannot create the output folder ({exc.strerror or exc})") from None
+    old_term = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not in the main thread
+        old_term = None
+    try:
+        yield tmp
+        backup = None
+        if final.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=parent))
+            os.rmdir(backup)
+            os.replace(final, backup)
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:
+            if backup is not None:
+                os.replace(backup, final)
+            raise OutputError(f"{final}: cannot move the finished output into place ({exc.strerror or exc})") from None
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (28, 122):  # ENOSPC, EDQUOT
+            raise OutputError(f"{final}: no space left on the device while writing the output") from None
+        raise OutputError(f"{final}: cannot write the output ({exc.strerror or exc})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
