@@ -160,7 +160,10 @@ def from_proto(model: onnx.ModelProto, where: str = "model") -> Graph:
     g.meta["source"] = where
 
     for init in gp.initializer:
-        g.add_const(init.name, _tensor_to_numpy(init, where))
+        arr = _tensor_to_numpy(init, where)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ModelError(f"{where}: initializer {init.name!r} contains NaN or Inf")
+        g.add_const(init.name, arr)
     for vi in list(gp.value_info) + list(gp.input) + list(gp.output):
         if vi.name in g.constants:
             continue

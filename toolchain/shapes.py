@@ -20,6 +20,8 @@ from hqc.onnx_io import _value_of, to_proto
 
 log = logging.getLogger(__name__)
 
+MAX_INPUT_ELEMENTS = 1 << 26  # one export-batch input; larger is refused before allocation
+
 
 def _unknown(graph: Graph) -> list[str]:
     out = []
@@ -42,6 +44,9 @@ def _fix_inputs(graph: Graph) -> bool:
             graph.values[t] = Value(tuple(1 if d is None else d for d in v.shape), v.dtype or "float32")
             log.info("input %s: symbolic dims specialized to 1", t)
             changed = True
+        n = int(np.prod([d or 1 for d in graph.values[t].shape], dtype=np.float64))
+        if n > MAX_INPUT_ELEMENTS:
+            raise ModelError(f"input {t!r} declares shape {list(v.shape)} ({n} elements per call), over the limit of {MAX_INPUT_ELEMENTS}")
     return changed
 
 
