@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from hqc.errors import TargetError
+from hqc.yamlio import AliasError, safe_load
 
 SCHEMA_VERSION = 1
 
@@ -204,7 +205,9 @@ def load_table(path: str | Path) -> Target:
 def loads_table(text: str, origin: str = "<string>") -> Target:
     """Validate a cost table given as YAML text; `origin` names it in error messages."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
+    except AliasError as e:
+        raise TargetError(f"{origin}: {e}") from None
     except yaml.YAMLError as e:
         where = ""
         mark = getattr(e, "problem_mark", None)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from hqc.errors import ConfigError
+from hqc.yamlio import AliasError, safe_load
 
 CONFIG_SCHEMA = "hqc.config/1"
 
@@ -108,7 +109,9 @@ class CompileConfig:
         except OSError as exc:
             raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
         try:
-            data = yaml.safe_load(text)
+            data = safe_load(text)
+        except AliasError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise ConfigError(f"{p}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
