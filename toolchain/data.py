@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +75,7 @@ def load_data(
         raise DataError(f"{p}: no such file")
     try:
         npz = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except Exception as exc:  # zipfile/numpy raise many types on corrupt archives
         raise DataError(f"{p}: not a readable NPZ file ({type(exc).__name__})") from exc
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise DataError(f"{p}: not an NPZ archive (a single .npy array)")

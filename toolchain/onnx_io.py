@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from hqc.errors import ModelError, UnsupportedOpError
+from hqc.errors import HqcError, ModelError, UnsupportedOpError
 from hqc.ir import Graph, Value
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,10 @@ def _tensor_to_numpy(t: onnx.TensorProto, where: str) -> np.ndarray:
         if d < 0:
             raise ModelError(f"{where}: tensor {t.name!r} has a negative dimension {list(t.dims)}")
         n *= d
-    itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize if t.data_type else 4
+    try:
+        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{where}: tensor {t.name!r} has an unknown data type {t.data_type}") from None
     if n * itemsize > MAX_TENSOR_BYTES:
         raise ModelError(f"{where}: tensor {t.name!r} declares {list(t.dims)} ({n * itemsize} bytes), over the limit")
     try:
@@ -128,7 +131,14 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
 def import_model(path: str | os.PathLike) -> Graph:
     """ONNX file → IR graph."""
     model = load_onnx(path)
-    return from_proto(model, where=str(path))
+    try:
+        return from_proto(model, where=str(path))
+    except HqcError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError, AttributeError) as exc:
+        # a protobuf that parses but holds values no valid model has (unknown dtypes,
+        # inconsistent dims, …)
+        raise ModelError(f"{path}: malformed model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
 
 
 def from_proto(model: onnx.ModelProto, where: str = "model") -> Graph:
