@@ -38,7 +38,7 @@ def run(name: str, n: int) -> tuple[int, list[str]]:
         try:
             fn(data)
         except Exception as exc:  # a crash: not an HqcError
-            crashes.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}\ninput={data[:200]!r}")
+            crashes.append(f"{type(exc).__name__}: {exc}\n{"".join(traceback.format_exc().splitlines(True)[-8:])}\ninput={data[:200]!r}")
 
     check()
     return count, crashes
@@ -59,7 +59,7 @@ def main() -> None:
         total_crashes += len(crashes)
         print(f"{name:12} {count:>8} {len(crashes):>8} {time.perf_counter() - t0:>8.1f}")
         for c in crashes[:3]:
-            print("  CRASH", c.splitlines()[0])
+            print("  CRASH", c)
     print(f"{'total':12} {total:>8} {total_crashes:>8}")
     raise SystemExit(1 if total_crashes else 0)
 

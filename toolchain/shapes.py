@@ -44,6 +44,8 @@ def _fix_inputs(graph: Graph) -> bool:
             graph.values[t] = Value(tuple(1 if d is None else d for d in v.shape), v.dtype or "float32")
             log.info("input %s: symbolic dims specialized to 1", t)
             changed = True
+        if any(d == 0 for d in graph.values[t].shape):
+            raise ModelError(f"input {t!r} declares a zero-size dimension {list(v.shape)}")
         n = int(np.prod([d or 1 for d in graph.values[t].shape], dtype=np.float64))
         if n > MAX_INPUT_ELEMENTS:
             raise ModelError(f"input {t!r} declares shape {list(v.shape)} ({n} elements per call), over the limit of {MAX_INPUT_ELEMENTS}")
