@@ -38,7 +38,8 @@ def run(name: str, n: int) -> tuple[int, list[str]]:
         try:
             fn(data)
         except Exception as exc:  # a crash: not an HqcError
-            crashes.append(f"{type(exc).__name__}: {exc}\n{"".join(traceback.format_exc().splitlines(True)[-8:])}\ninput={data[:200]!r}")
+            frames = "".join(traceback.format_exc().splitlines(True)[-8:])
+            crashes.append(f"{type(exc).__name__}: {exc}\n{frames}\ninput={data[:200]!r}")
 
     check()
     return count, crashes
