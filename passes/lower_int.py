@@ -672,7 +672,6 @@ class _Lowerer:
         T = s.shape[ta]
         if s.a.shape[ta] != 1 or s.b.shape[ta] != 1:
             raise ModelError(f"{where}: its input scale varies over time")
-        step_shape = tuple(d for i, d in enumerate(s.shape) if i != ta)
         a = np.squeeze(s.a, axis=ta)
         b = np.squeeze(s.b, axis=ta)
         pshape = tuple(max(x, y) for x, y in zip(a.shape, b.shape, strict=True))
@@ -735,7 +734,6 @@ class _Lowerer:
         rank = len(s.shape)
         self.sym[node.outputs[0]] = Sym(t, _arr(1.0, rank), _arr(0.0, rank), s.shape, 0, 1)
         self.tensor_map[node.outputs[0]] = t
-        del step_shape
         rec = {
             "name": node.name,
             "layer": s.layer,

@@ -34,6 +34,9 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the output is an ordinary folder
     except OSError as exc:
         raise OutputError(f"{final}: cannot create the output folder ({exc.strerror or exc})") from None
     old_term = signal.getsignal(signal.SIGTERM)

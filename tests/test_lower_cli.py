@@ -1,0 +1,145 @@
+"""`hqc lower` and `hqc verify` through CliRunner: the folder they write, agreement of the
+three backends with the integer accuracy next to the fake-quant accuracy, and every
+user-facing error as one line, exit code 2 and no output folder."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from hqc.cli import main
+from hqc.pipeline import run_frontend
+from tests.test_lower_common import MIXED, TINY, events
+from tests.zoo import example_spikformer
+
+
+def _run(*args: str):
+    res = CliRunner().invoke(main, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+def _one_line_error(code, out, err, pattern):
+    assert code == 2, (code, out, err)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in out + err
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+@pytest.fixture(scope="module")
+def setup(zoo_build, tmp_path_factory):
+    zm = zoo_build(example_spikformer, TINY)
+    tmp = tmp_path_factory.mktemp("lower_cli")
+    fe = run_frontend(str(zm.onnx_path))
+    plan = tmp / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"layers": {layer.name: {"choice": MIXED[i % 5]}
+                                               for i, layer in enumerate(fe.layers)}}))
+    x = events((30, zm.T, 2, 16, 16), seed=11, lam=0.6).astype(np.uint8)
+    y = np.random.default_rng(0).integers(0, 10, 30)
+    data = tmp / "events.npz"
+    np.savez(data, x=x[:20], y=y[:20], x_val=x[20:], y_val=y[20:])
+    return zm, fe, plan, data, tmp
+
+
+def test_lower_then_verify(setup):
+    zm, fe, plan, data, tmp = setup
+    out = tmp / "build" / "tiny"
+    code, stdout, err = _run("lower", str(zm.onnx_path), "--plan", str(plan), "-o", str(out), "--data", str(data))
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["kernels", "lowered.onnx", "lowering.json", "model.int.onnx"]
+    assert sorted(p.name for p in (out / "kernels").iterdir()) == ["Makefile", "hqc_model.c", "hqc_model.h", "main.c"]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+    doc = json.loads((out / "lowering.json").read_text())
+    assert doc["schema"] == "hqc.lowering/1"
+    assert [r["name"] for r in doc["layers"]] == [layer.name for layer in fe.layers]
+    for r in doc["layers"]:
+        assert set(r) >= {"quantizer", "bits", "packed_bytes", "fraction_bits"}
+    assert doc["totals"]["packed_weight_bytes"] == sum(-(-r["params"] * r["bits"] // 8) for r in doc["layers"])
+    assert doc["input"]["check"]["integer_valued"] is True
+    assert "integer-valued in" in stdout and "bytes packed" in stdout
+
+    code, stdout, err = _run("verify", str(out), "--data", str(data), "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert r["samples"] == 10 and r["agree"] == {"onnxruntime": 10, "c": 10} and r["identical"]
+    assert abs(r["accuracy_int"] - r["accuracy_float"]) <= 0.1 + 1e-9
+    assert r["spike_agreement"] >= 0.999
+    code, stdout, err = _run("verify", str(out), "--data", str(data), "--split", "train", "--limit", "7", "--no-c")
+    assert code == 0, err
+    assert "7/7 identical integer logits" in stdout and "fake-quant float accuracy" in stdout
+    assert "vs c" not in stdout
+
+
+def test_relower_replaces_only_lowering_folders(setup):
+    zm, _, plan, _, tmp = setup
+    out = tmp / "again"
+    assert _run("lower", str(zm.onnx_path), "--plan", str(plan), "-o", str(out))[0] == 0
+    assert _run("lower", str(zm.onnx_path), "--plan", str(plan), "-o", str(out))[0] == 0
+    other = tmp / "precious"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    _one_line_error(*_run("lower", str(zm.onnx_path), "--plan", str(plan), "-o", str(other)),
+                    r"precious: exists and is not an hqc lowering folder")
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("layers", "pattern"),
+    [
+        ({"no.such.layer": "uni4"}, r"plan\.yaml:layers\.no\.such\.layer: no layer of that name in the model"),
+        ({"head": "uni16"}, r"plan\.yaml:layers\.head: unknown quantizer 'uni16'"),
+        ({"head": {"choice": "int8"}}, r"plan\.yaml:layers\.head\.choice: unknown quantizer 'int8'"),
+        ({"head": "pot9"}, r"power-of-two bits must be in 2\.\.5"),
+    ],
+    ids=["unknown-layer", "uni16", "int8", "pot9"],
+)
+def test_bad_plan_is_one_line_and_leaves_nothing(setup, layers, pattern):
+    zm, fe, _, _, tmp = setup
+    full = {layer.name: "uni4" for layer in fe.layers}
+    full.update(layers)
+    d = tmp / f"bad_{abs(hash(pattern))}"
+    d.mkdir()
+    plan = d / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"layers": full}))
+    out = d / "out"
+    _one_line_error(*_run("lower", str(zm.onnx_path), "--plan", str(plan), "-o", str(out)), pattern)
+    assert sorted(p.name for p in d.iterdir()) == ["plan.yaml"]
+
+
+def test_non_integer_data_is_refused(setup):
+    zm, _, plan, _, tmp = setup
+    d = tmp / "frac"
+    d.mkdir()
+    x = events((4, zm.T, 2, 16, 16), seed=1) + 0.25
+    np.savez(d / "frac.npz", x=x, y=np.zeros(4, np.int64))
+    _one_line_error(*_run("lower", str(zm.onnx_path), "--plan", str(plan), "-o", str(d / "out"),
+                          "--data", str(d / "frac.npz")), r"frac\.npz:train: \d+ input values are not integers")
+    assert not (d / "out").exists()
+
+
+def test_failure_while_writing_leaves_nothing(setup, monkeypatch):
+    from hqc import intref
+
+    zm, _, plan, _, tmp = setup
+    d = tmp / "crash"
+    d.mkdir()
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(intref, "save_lowered", boom)
+    code, _, err = _run("lower", str(zm.onnx_path), "--plan", str(plan), "-o", str(d / "out"))
+    assert code == 2 and "no space left" in err
+    assert list(d.iterdir()) == []
+
+
+def test_verify_errors(setup):
+    _, _, _, data, tmp = setup
+    empty = tmp / "empty"
+    empty.mkdir()
+    _one_line_error(*_run("verify", str(empty), "--data", str(data)), r"empty: not an hqc lowering folder")
