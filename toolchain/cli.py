@@ -159,6 +159,18 @@ def _register_optional() -> None:
         return
     main.add_command(targets)
     main.add_command(cost)
+    from hqc.cli_search import search
+
+    main.add_command(search)
+    from hqc.cli_report import report
+
+    main.add_command(report)
+    from hqc.cli_lower import register_commands
+
+    register_commands(main)
+    from hqc.cli_compile import compile_cmd
+
+    main.add_command(compile_cmd)
 
 
 _register_optional()

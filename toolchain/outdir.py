@@ -23,6 +23,17 @@ class OutputError(HqcError):
     """The output folder cannot be created or written."""
 
 
+def _normalize_modes(root: Path, umask: int) -> None:
+    """Files written through mkstemp are 0600; give the output ordinary permissions."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o777 & ~umask)
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            exec_bit = os.stat(p).st_mode & 0o100
+            os.chmod(p, (0o777 if exec_bit else 0o666) & ~umask)
+
+
 def _raise_interrupt(signum, frame):  # pragma: no cover - signal path
     raise KeyboardInterrupt
 
@@ -31,6 +42,7 @@ def _raise_interrupt(signum, frame):  # pragma: no cover - signal path
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     final = Path(final)
     parent = final.parent if str(final.parent) else Path(".")
+    umask = 0o022
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
@@ -46,6 +58,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         old_term = None
     try:
         yield tmp
+        _normalize_modes(tmp, umask)
         backup = None
         if final.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=parent))

@@ -1,0 +1,169 @@
+"""`hqc compile` end to end on a tiny model: one complete folder whose report agrees with
+the cost model and the verification; --stop-after; --config round trip; bad input leaves
+no folder; SIGINT leaves no folder and a second run succeeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from hqc.choices import parse_choice
+from hqc.cli import main
+from hqc.pipeline import run_frontend
+from hqc.targets import layer_cost, load_target
+from tests.test_search import TINY, make_data
+from tests.zoo import example_spikformer
+
+FAST = ["--epochs", "1", "--finetune-epochs", "1", "--batch-size", "16", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny(zoo_build):
+    return zoo_build(example_spikformer, TINY)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return make_data(tmp_path / "d.npz")
+
+
+def _compile(*args):
+    return CliRunner().invoke(main, ["compile", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def compiled(tiny, tmp_path_factory):
+    d = tmp_path_factory.mktemp("compiled")
+    data = make_data(d / "d.npz")
+    out = d / "out"
+    res = _compile(tiny.onnx_path, "--data", data, "--target", "cmos45", "-o", out, *FAST)
+    assert res.exit_code == 0, res.stderr + res.stdout
+    return out, res.stdout, data
+
+
+def test_folder_is_complete(compiled):
+    out, stdout, _ = compiled
+    names = sorted(p.name for p in out.iterdir())
+    for want in ("plan.yaml", "model.qat.onnx", "model.int.onnx", "kernels", "report.json", "report.md",
+                 "report.html", "config.yaml", "compile.log", "verify.json", "lowering.json"):
+        assert want in names, names
+    assert not [n for n in os.listdir(out.parent) if n.startswith(".out.")]
+    assert "accuracy" in stdout and "energy" in stdout and str(out) in stdout
+
+
+def test_report_agrees_with_cost_model_and_verification(compiled, tiny):
+    out, _, _ = compiled
+    rep = json.loads((out / "report.json").read_text())
+    layers = {layer.name: layer for layer in run_frontend(tiny.onnx_path).layers}
+    target = load_target("cmos45")
+    plan = yaml.safe_load((out / "plan.yaml").read_text())["layers"]
+    assert {row["name"] for row in rep["layers"]} == set(layers)
+    for row in rep["layers"]:
+        assert row["choice"] == plan[row["name"]]["choice"]
+        want = layer_cost(layers[row["name"]], parse_choice(row["choice"]), target)
+        assert row["energy_total_pj"] == pytest.approx(want.energy_total_pj, rel=1e-12)
+        assert row["storage_bits"] == want.storage_bits
+    total = sum(row["energy_total_pj"] for row in rep["layers"])
+    assert rep["total"]["energy_total_pj"] == pytest.approx(total, rel=1e-12)
+    assert rep["ratios"]["energy_total_pj"] == pytest.approx(total / rep["baseline_fp32"]["energy_total_pj"], rel=1e-12)
+    verify = json.loads((out / "verify.json").read_text())
+    assert verify["identical"] is True
+    assert rep["accuracy"]["integer"] == pytest.approx(verify["accuracy_int"])
+    assert rep["accuracy"]["samples"] == verify["samples"]
+
+
+def test_config_file_round_trips_and_reproduces_options(compiled, tiny, tmp_path):
+    out, _, data = compiled
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["epochs"] == 1 and cfg["finetune_epochs"] == 1 and cfg["target"] == "cmos45"
+    cfg["out"] = str(tmp_path / "again")
+    cfg["stop_after"] = "annotate-layers"
+    p = tmp_path / "hqc.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(main, ["compile", "--config", str(p), "--no-progress"])
+    assert res.exit_code == 0, res.stderr
+    assert sorted(x.name for x in (tmp_path / "again").iterdir()) == ["compile.log", "config.yaml", "inspect.json"]
+    again = yaml.safe_load((tmp_path / "again" / "config.yaml").read_text())
+    assert again == cfg
+
+
+def test_stop_after_search_writes_plan_only(tiny, data, tmp_path):
+    out = tmp_path / "s"
+    res = _compile(tiny.onnx_path, "--data", data, "-o", out, *FAST, "--stop-after", "search")
+    assert res.exit_code == 0, res.stderr
+    names = sorted(x.name for x in out.iterdir())
+    assert "plan.yaml" in names and "model.int.onnx" not in names and "report.json" not in names
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "nochip"], r"unknown target 'nochip'|nochip"),
+        (["--lambda", "-1"], r"lambda must be ≥ 0"),
+        (["--plan", "PLAN"], r"no layer of that name"),
+        (["--data", "BADDATA"], r"samples have shape"),
+        (["--config", "BADCFG"], r"unknown option"),
+    ],
+)
+def test_bad_input_one_line_no_folder(tiny, data, tmp_path, args, message):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("layers:\n  not_a_layer: uni4\n")
+    bad = tmp_path / "bad.npz"
+    import numpy as np
+
+    np.savez(bad, x=np.zeros((4, 3, 2, 16, 16), np.float32), y=np.zeros(4, np.int64))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("epochz: 1\n")
+    args = [str(plan) if a == "PLAN" else str(bad) if a == "BADDATA" else str(cfg) if a == "BADCFG" else a for a in args]
+    base = [str(tiny.onnx_path)] + (["--data", str(data)] if "--data" not in args else [])
+    out = tmp_path / "out"
+    res = _compile(*base, *args, "-o", out, *FAST)
+    assert res.exit_code == 2, res.stderr + res.stdout
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    import re
+
+    assert re.search(message, lines[0]), lines[0]
+    assert not out.exists()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".out.")]
+
+
+def test_sigint_leaves_no_folder_and_a_second_run_succeeds(tiny, data, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "hqc.cli", "compile", str(tiny.onnx_path), "--data", str(data), "-o", str(out),
+           "--epochs", "30", "--finetune-epochs", "1", "--batch-size", "16", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until the run is inside its temporary folder
+        if any(n.startswith(".out.tmp-") for n in os.listdir(tmp_path)):
+            break
+        time.sleep(0.2)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".out.")]
+    res = _compile(tiny.onnx_path, "--data", data, "-o", out, *FAST)
+    assert res.exit_code == 0, res.stderr
+    assert (out / "report.json").exists()
+

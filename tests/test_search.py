@@ -1,0 +1,353 @@
+"""The search loop and `hqc search`: a valid plan.yaml and model.qat.onnx on a tiny model,
+same seed → same plan, resume after an interruption equals an uninterrupted run, a user
+plan skips the search, torchrun with 2 processes, bad input as one line with exit code 2;
+and (slow, when examples/ndigits ships a model) the figures on N-Digits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from hqc.backend import TorchModel
+from hqc.choices import parse_choice
+from hqc.cli import main
+from hqc.cli_search import DEFAULTS
+from hqc.errors import ConfigError
+from hqc.pipeline import run_frontend
+from hqc.plan import read_plan
+from hqc.search import SearchConfig, SearchStopped, run_search
+from hqc.targets import load_target, model_cost
+from tests.zoo import example_spikformer
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(dynamo=False, depth=1, dim=32, heads=2, T=2, img=16)
+FAST = dict(epochs=2, finetune_epochs=1, batch_size=16, scale_refresh=4)
+NDIGITS = REPO / "examples" / "ndigits"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_data(path: Path, n: int = 96, n_val: int = 32, shape=(2, 2, 16, 16), classes: int = 10,
+              seed: int = 0, **overrides) -> Path:
+    """A learnable random spike dataset: class c lights a block of channel c % 2."""
+    rng = np.random.default_rng(seed)
+
+    def split(m):
+        y = rng.integers(0, classes, m)
+        x = (rng.random((m, *shape)) < 0.1).astype(np.uint8)
+        for i, c in enumerate(y):
+            r = (c // 2) * 3
+            x[i, :, c % 2, r:r + 3, :6] = 1
+        return x, y
+
+    x, y = split(n)
+    xv, yv = split(n_val)
+    arrays = {"x": x, "y": y, "x_val": xv, "y_val": yv}
+    arrays.update(overrides)
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.fixture
+def tiny(zoo_build):
+    return zoo_build(example_spikformer, TINY).onnx_path
+
+
+@pytest.fixture
+def data(tmp_path):
+    return make_data(tmp_path / "tiny.npz")
+
+
+def _run(model, data, out, **kw):
+    cfg = SearchConfig(**{**FAST, **kw.pop("cfg", {})})
+    return run_search(model, data, out_dir=out, config=cfg, **kw)
+
+
+def _weights_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def test_search_writes_a_valid_plan_and_qat_model(tiny, data, tmp_path):
+    res = _run(tiny, data, tmp_path / "out")
+    fe = run_frontend(tiny)
+    plan = read_plan(res.plan_path, fe.layers)
+    assert plan == res.plan
+    doc = yaml.safe_load(res.plan_path.read_text())
+    assert doc["schema"] == "hqc.plan/1" and doc["target"] == "cmos45" and doc["seed"] == 0
+    assert doc["lambda"] == SearchConfig().lam and doc["epochs"] == 2 and doc["finetune_epochs"] == 1
+    assert doc["data"]["fingerprint"] and doc["data"]["path"] == str(data)
+    assert set(doc["accuracy"]) == {"split", "float", "fake_quant", "fake_quant_before_finetune", "test"}
+    assert doc["accuracy"]["test"] is None  # the data has no test split
+    assert doc["accuracy"]["split"] == "val"
+    ratio = model_cost(fe.layers, plan, load_target("cmos45")).ratios["energy_total_pj"]
+    assert doc["energy"]["ratio"] == pytest.approx(ratio, rel=1e-5)
+    assert 0 < doc["energy"]["expected_ratio"] <= 1
+    for layer in fe.layers:
+        entry = doc["layers"][layer.name]
+        assert entry["candidates"] == ["fp32", "uni4", "uni2", "pot4", "pot2"]
+        assert len(entry["history"]) == 2 and all(len(r) == 5 for r in entry["history"])
+        assert entry["probability"] == pytest.approx(max(entry["history"][-1]), abs=1e-6)
+        assert entry["history"][-1][entry["candidates"].index(entry["choice"])] == entry["probability"]
+    # model.qat.onnx: same layers, the fine-tuned weights, the same function
+    qat = run_frontend(res.qat_model_path)
+    assert [layer.name for layer in qat.layers] == [layer.name for layer in fe.layers]
+    for name, w in res.weights.items():
+        np.testing.assert_array_equal(qat.graph.constants[name], w)
+    changed = [layer.weight for layer in fe.layers
+               if not np.array_equal(fe.graph.constants[layer.weight], res.weights[layer.weight])]
+    assert len(changed) >= len(fe.layers) - 1
+    x = torch.from_numpy(np.load(data)["x_val"][:8].astype(np.float32))
+    with torch.no_grad():
+        m = TorchModel(qat.graph).eval()
+        for name, w in res.weights.items():
+            assert np.array_equal(m.parameter(name).detach().numpy(), w)
+        assert m(x).shape == (8, 10)
+
+
+def test_same_seed_same_plan_and_weights(tiny, data, tmp_path):
+    a = _run(tiny, data, tmp_path / "a", cfg={"finetune_epochs": 0})
+    b = _run(tiny, data, tmp_path / "b", cfg={"finetune_epochs": 0})
+    assert a.plan == b.plan and _weights_equal(a.weights, b.weights)
+    assert a.document["layers"] == b.document["layers"]
+
+
+@pytest.mark.parametrize("stop", [1, 3], ids=["during-search", "during-finetune"])
+def test_resume_after_interruption_equals_uninterrupted_run(tiny, data, tmp_path, stop):
+    ref = _run(tiny, data, tmp_path / "ref", cfg={"finetune_epochs": 2})
+    out = tmp_path / "cut"
+    with pytest.raises(SearchStopped):
+        _run(tiny, data, out, cfg={"finetune_epochs": 2}, stop_after_epoch=stop)
+    assert (out / "search.ckpt").is_file() and not (out / "plan.yaml").exists()
+    res = _run(tiny, data, out, cfg={"finetune_epochs": 2}, resume=True)
+    assert res.plan == ref.plan
+    assert _weights_equal(res.weights, ref.weights)
+    assert res.document["layers"] == ref.document["layers"]
+    assert res.fake_quant_accuracy == ref.fake_quant_accuracy
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tiny, data, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(SearchStopped):
+        _run(tiny, data, out, stop_after_epoch=1)
+    with pytest.raises(ConfigError, match=r"search\.ckpt: checkpoint belongs to a different run"):
+        _run(tiny, data, out, cfg={"seed": 1}, resume=True)
+    (out / "search.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match=r"search\.ckpt: unreadable checkpoint"):
+        _run(tiny, data, out, resume=True)
+
+
+def test_user_plan_skips_the_search(tiny, data, tmp_path):
+    fe = run_frontend(tiny)
+    user = tmp_path / "mine.yaml"
+    user.write_text("layers:\n" + "".join(f"  {layer.name}: uni4\n" for layer in fe.layers))
+    res = _run(tiny, data, tmp_path / "out", plan=user, cfg={"finetune_epochs": 0})
+    assert set(res.plan.values()) == {parse_choice("uni4")}
+    assert res.expected_energy_ratio is None
+    for layer in fe.layers:  # nothing trained: the weights are the imported ones
+        np.testing.assert_array_equal(res.weights[layer.weight], fe.graph.constants[layer.weight])
+    doc = yaml.safe_load(res.plan_path.read_text())
+    assert doc["source_plan"] == str(user) and doc["epochs"] == 0
+    assert "history" not in doc["layers"][fe.layers[0].name]
+    res2 = _run(tiny, data, tmp_path / "out2", plan=user, cfg={"finetune_epochs": 1})
+    assert res2.plan == res.plan
+    assert not _weights_equal(res2.weights, res.weights)
+
+
+def test_search_space_config_restricts_the_search(tiny, data, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("add: [uni8]\nlayers:\n  head: [uni8]\n  sps.proj_conv: {min_bits: 4}\n")
+    res = _run(tiny, data, tmp_path / "out", search_space=space, cfg={"epochs": 1, "finetune_epochs": 0})
+    assert res.plan["head"] == parse_choice("uni8")
+    assert res.plan["sps.proj_conv"].bits >= 4
+    assert res.document["layers"]["head"]["candidates"] == ["uni8"]
+
+
+def test_dynamo_export_keeps_layer_names_in_the_qat_model(zoo_build, tmp_path):
+    model = zoo_build(example_spikformer, {**TINY, "dynamo": True}).onnx_path
+    data = make_data(tmp_path / "d.npz")
+    res = _run(model, data, tmp_path / "out", cfg={"epochs": 1, "finetune_epochs": 0})
+    names = [layer.name for layer in run_frontend(model).layers]
+    assert [layer.name for layer in run_frontend(res.qat_model_path).layers] == names
+    assert read_plan(res.plan_path, run_frontend(res.qat_model_path).layers) == res.plan
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _cli(args):
+    res = CliRunner().invoke(main, args)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_cli_search_runs_and_prints_a_summary(tiny, data, tmp_path):
+    code, out, err = _cli(["search", str(tiny), "--data", str(data), "--epochs", "1",
+                           "--finetune-epochs", "0", "--batch-size", "16", "-o", str(tmp_path / "o"),
+                           "--no-progress"])
+    assert code == 0, err
+    assert "plan" in out and "energy" in out and (tmp_path / "o" / "plan.yaml").is_file()
+
+
+def test_cli_defaults_are_the_library_defaults():
+    cfg = SearchConfig()
+    assert DEFAULTS == {"lam": cfg.lam, "epochs": cfg.epochs, "finetune_epochs": cfg.finetune_epochs,
+                        "batch_size": cfg.batch_size}
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("shape", r"error: .*bad\.npz: 'x' samples have shape \[2, 2, 8, 8\]; the model expects \[2, 2, 16, 16\]"),
+    ("labels", r"error: .*bad\.npz: 'y' has label 12, outside 0\.\.9"),
+    ("empty", r"error: .*bad\.npz: split 'val' \('x_val'\) is empty"),
+    ("holdout", r"error: .*bad\.npz: the training split has 1 samples; holding out 0\.2 of it .* leaves an empty split"),
+    ("lambda", r"error: lambda must be >= 0, got -0\.5"),
+    ("epochs", r"error: epochs must be an integer >= 0, got -1"),
+    ("plan", r"error: .*nope\.yaml: cannot read plan"),
+    ("threads", r"error: --threads must be >= 1, got 0"),
+])
+def test_cli_bad_input_is_one_line_exit_2(tiny, tmp_path, case, message):
+    bad = tmp_path / "bad.npz"
+    args = ["search", str(tiny), "--data", str(bad), "-o", str(tmp_path / "o"), "--no-progress"]
+    if case == "shape":
+        make_data(bad, shape=(2, 2, 8, 8))
+    elif case == "labels":
+        make_data(bad, y=np.full(96, 12))
+    elif case == "empty":
+        make_data(bad, x_val=np.zeros((0, 2, 2, 16, 16), np.uint8), y_val=np.zeros(0, np.int64))
+    elif case == "holdout":
+        make_data(bad, n=1)
+    else:
+        make_data(bad)
+    args += {"lambda": ["--lambda", "-0.5"], "epochs": ["--epochs", "-1"],
+             "plan": ["--plan", str(tmp_path / "nope.yaml")], "threads": ["--threads", "0"]}.get(case, [])
+    code, out, err = _cli(args)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert pytest.importorskip("re").match(message, lines[0]), lines[0]
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _hqc_args(model, data, out, *extra):
+    return ["search", str(model), "--data", str(data), "-o", str(out), "--epochs", "2",
+            "--finetune-epochs", "1", "--batch-size", "16", "--threads", "1", "--no-progress", *extra]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(tiny, data, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "dist"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "hqc.cli",
+           *_hqc_args(tiny, data, out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fe = run_frontend(tiny)
+    plan = read_plan(out / "plan.yaml", fe.layers)
+    assert set(plan) == {layer.name for layer in fe.layers}
+    doc = yaml.safe_load((out / "plan.yaml").read_text())
+    assert doc["search"]["world_size"] == 2
+    assert run_frontend(out / "model.qat.onnx").layers
+    assert proc.stdout.count("plan ") == 1  # rank 0 alone prints
+
+
+@pytest.mark.slow
+def test_killed_process_resumes_to_the_same_plan(tiny, data, tmp_path):
+    hqc = [sys.executable, "-m", "hqc.cli"]
+    ref = tmp_path / "ref"
+    subprocess.run([*hqc, *_hqc_args(tiny, data, ref)], check=True, env=_env(), timeout=600,
+                   capture_output=True)
+    out = tmp_path / "cut"
+    proc = subprocess.Popen([*hqc, *_hqc_args(tiny, data, out)], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = out / "search.ckpt"
+    deadline = time.monotonic() + 300
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "plan.yaml").exists()
+    subprocess.run([*hqc, *_hqc_args(tiny, data, out, "--resume")], check=True, env=_env(),
+                   timeout=600, capture_output=True)
+    a = yaml.safe_load((ref / "plan.yaml").read_text())
+    b = yaml.safe_load((out / "plan.yaml").read_text())
+    assert a["layers"] == b["layers"] and a["accuracy"] == b["accuracy"]
+
+
+# ----------------------------------------------------------------------------- N-Digits
+
+
+def _ndigits():
+    model, data = NDIGITS / "spikformer.onnx", NDIGITS / "ndigits.npz"
+    if not (model.is_file() and data.is_file()):
+        pytest.skip("examples/ndigits/spikformer.onnx is not shipped yet")
+    return model, data
+
+
+@pytest.mark.slow
+def test_ndigits_lambda_zero_keeps_accuracy(tmp_path):
+    model, data = _ndigits()
+    res = run_search(model, data, out_dir=tmp_path / "l0", config=SearchConfig(lam=0.0))
+    assert res.fake_quant_accuracy >= res.float_accuracy - 0.01
+
+
+@pytest.mark.slow
+def test_ndigits_default_lambda_meets_the_budget(tmp_path):
+    model, data = _ndigits()
+    res = run_search(model, data, out_dir=tmp_path / "default")
+    assert res.energy_ratio <= 0.15
+    assert res.fake_quant_accuracy >= res.float_accuracy - 0.01
+
+
+@pytest.mark.slow
+def test_ndigits_lambda_sweep_is_monotone(tmp_path):
+    model, data = _ndigits()
+    energies = []
+    for lam in (0.0, 0.1, 0.5, 2.0):
+        res = run_search(model, data, out_dir=tmp_path / f"l{lam}",
+                         config=SearchConfig(lam=lam, finetune_epochs=0))
+        energies.append(res.energy_ratio)
+    assert all(b <= a + 1e-12 for a, b in zip(energies, energies[1:], strict=False)), energies
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_task_loss_is_cross_entropy_plus_distillation():
+    from hqc.search import task_loss
+
+    torch.manual_seed(0)
+    logits, teacher = torch.randn(6, 10), torch.randn(6, 10)
+    y = torch.arange(6)
+    ce = torch.nn.functional.cross_entropy(logits, y)
+    assert torch.equal(task_loss(logits, y), ce)
+    assert torch.equal(task_loss(logits, y, teacher, 0.0), ce)
+    assert task_loss(logits, y, logits, 1.0).abs() < 1e-6  # the student is the teacher
+    p = teacher.softmax(-1)
+    kl = (p * (p.log() - logits.log_softmax(-1))).sum(-1).mean()
+    torch.testing.assert_close(task_loss(logits, y, teacher, 0.25), 0.75 * ce + 0.25 * kl)
