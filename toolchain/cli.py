@@ -53,6 +53,8 @@ def main(ctx: click.Context, debug: bool, verbose: int) -> None:
     ctx.obj["debug"] = debug
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for h in logging.getLogger().handlers:
+        h.setLevel(level)  # a run's log file may lower hqc's level; the terminal keeps this one
 
 
 def _fmt_int(n: int) -> str:
