@@ -168,7 +168,15 @@ def _pipeline(cfg, fe, ds, target, tmp: Path, summary: dict, notify: Progress, m
     if _stop(cfg, "lower-int"):
         return "lower-int"
     notify("stage", {"stage": "verify"})
-    vr = verify_dir(tmp, cfg.data, split=cfg.split, limit=cfg.verify_limit)
+    # on the whole split the search already measured the fake-quant model on these very
+    # samples; with --verify-limit, measure it again on the subset so figures compare
+    vr = verify_dir(
+        tmp,
+        cfg.data,
+        split=cfg.split,
+        limit=cfg.verify_limit,
+        float_model=cfg.verify_limit is not None or cfg.split != sr.document.get("accuracy", {}).get("split"),
+    )
     (tmp / "verify.json").write_text(json.dumps(vr.to_dict(), indent=2) + "\n", encoding="utf-8")
     if not vr.identical:
         raise ModelError(
