@@ -149,7 +149,7 @@ def test_sigint_leaves_no_folder_and_a_second_run_succeeds(tiny, data, tmp_path)
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "hqc.cli", "compile", str(tiny.onnx_path), "--data", str(data), "-o", str(out),
-           "--epochs", "30", "--finetune-epochs", "1", "--batch-size", "16", "--no-progress"]
+           "--epochs", "2000", "--finetune-epochs", "1", "--batch-size", "16", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until the run is inside its temporary folder
