@@ -151,12 +151,15 @@ def test_sigint_leaves_no_folder_and_a_second_run_succeeds(tiny, data, tmp_path)
     cmd = [sys.executable, "-m", "hqc.cli", "compile", str(tiny.onnx_path), "--data", str(data), "-o", str(out),
            "--epochs", "2000", "--finetune-epochs", "1", "--batch-size", "16", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # wait until the run is inside its temporary folder
-        if any(n.startswith(".out.tmp-") for n in os.listdir(tmp_path)):
-            break
+    deadline = time.time() + 240
+    started = False
+    while time.time() < deadline and not started:  # wait until the search is training
+        for n in os.listdir(tmp_path):
+            log = tmp_path / n / "compile.log"
+            if n.startswith(".out.tmp-") and log.exists() and "search epoch" in log.read_text():
+                started = True
         time.sleep(0.2)
-    time.sleep(2.0)
+    assert started, "the run did not reach the search"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
