@@ -47,6 +47,7 @@ from hqc.ir import Graph
 from hqc.layers import LayerInfo
 from hqc.passes.annotate_layers import annotate_layers
 from hqc.passes.base import Context, Pass, PassResult, register
+from hqc.yamlio import AliasError, safe_load
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,9 @@ def parse_search_space(data: Any, source: str = "<search space>") -> SearchSpace
 def load_search_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space YAML file."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = safe_load(Path(path).read_text(encoding="utf-8"))
+    except AliasError as e:
+        raise PlanError(f"{path}: {e}") from None
     except OSError as e:
         raise PlanError(f"{path}: cannot read search space ({e.strerror or e})") from None
     except UnicodeDecodeError:
