@@ -14,7 +14,7 @@ import click
 
 # The library's defaults (hqc.search.SearchConfig), repeated so that `hqc --help` and the
 # other commands do not import torch; tests/test_search.py checks that they agree.
-DEFAULTS: dict[str, Any] = {"lam": 1.0, "epochs": 10, "finetune_epochs": 3, "batch_size": 32}
+DEFAULTS: dict[str, Any] = {"lam": 0.03, "epochs": 10, "finetune_epochs": 3, "batch_size": 32}
 
 
 class _Bars:

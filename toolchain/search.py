@@ -68,7 +68,7 @@ from hqc.targets import load_target
 log = logging.getLogger(__name__)
 
 #: λ of `hqc search` when none is given (tuned on examples/ndigits, see docs/search.md).
-DEFAULT_LAMBDA = 1.0
+DEFAULT_LAMBDA = 0.03
 PLAN_FILE = "plan.yaml"
 QAT_MODEL_FILE = "model.qat.onnx"
 CHECKPOINT_FILE = "search.ckpt"
@@ -87,7 +87,7 @@ class SearchConfig:
     batch_size: int = 32
     seed: int = 0
     device: str = "cpu"
-    lr: float = 5e-4
+    lr: float = 3e-5
     min_lr: float = 1e-5
     warmup_epochs: float = 1.0
     weight_decay: float = 1e-4
@@ -97,9 +97,9 @@ class SearchConfig:
     holdout_fraction: float = 0.2
     scale_refresh: int = 10
     alpha_grad: str = "straight-through"
-    finetune_lr: float = 2e-4
+    finetune_lr: float = 3e-5
     eval_batch_size: int = 64
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.1
     distill: float = 0.0
 
     def validate(self) -> None:
