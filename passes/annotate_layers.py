@@ -230,3 +230,13 @@ def _group(graph: Graph, node: Node, name: str, pos: dict[str, int], first_dyn: 
     if _feeds_matmul(graph, node, dyn):
         return "attention"
     return "mlp"
+
+
+def weight_transposed(graph: Graph, layer: LayerInfo) -> bool:
+    """True when the stored weight is (d_in, d_out): MatMul x·W, Gemm with transB=0."""
+    node = graph.node(layer.nodes[0])
+    if node.op == "Gemm":
+        return not node.attrs.get("transB", 0)
+    if node.op == "MatMul":
+        return node.inputs[1] == layer.weight
+    return False

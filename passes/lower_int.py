@@ -56,6 +56,7 @@ from hqc.errors import ModelError, PlanError
 from hqc.ir import Graph, Node, Value
 from hqc.layers import LayerInfo
 from hqc.lif import LIFParams
+from hqc.passes.annotate_layers import weight_transposed  # noqa: F401  (re-export)
 from hqc.passes.base import Context, Pass, PassResult, register
 from hqc.quant import channel_scales, kmax_pot, quantize_codes, storage_code
 
@@ -96,16 +97,6 @@ class LoweredModel:
     logits: dict[str, Any]
     input: dict[str, Any]
     tensor_map: dict[str, str] = field(default_factory=dict)  # frontend LIF output → lowered
-
-
-def weight_transposed(graph: Graph, layer: LayerInfo) -> bool:
-    """True when the stored weight is (d_in, d_out): MatMul x·W, Gemm with transB=0."""
-    node = graph.node(layer.nodes[0])
-    if node.op == "Gemm":
-        return not node.attrs.get("transB", 0)
-    if node.op == "MatMul":
-        return node.inputs[1] == layer.weight
-    return False
 
 
 def layer_weight(graph: Graph, layer: LayerInfo) -> np.ndarray:

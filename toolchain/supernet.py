@@ -54,8 +54,8 @@ from torch import nn
 from hqc.backend import TorchModel
 from hqc.choices import QuantChoice
 from hqc.errors import PlanError
-from hqc.ir import Graph
 from hqc.layers import LayerInfo
+from hqc.passes.annotate_layers import weight_transposed  # noqa: F401  (re-export)
 from hqc.quant import channel_scales, fake_quant_torch
 from hqc.targets import expected_energy_terms, fp32_energy_pj
 from hqc.targets.schema import Target
@@ -64,16 +64,6 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["float", "soft", "hard", "fixed"]
 AlphaGrad = Literal["straight-through", "sampled"]
-
-
-def weight_transposed(graph: Graph, layer: LayerInfo) -> bool:
-    """True when the stored weight is (d_in, d_out): MatMul x·W, Gemm with transB=0."""
-    node = graph.node(layer.nodes[0])
-    if node.op == "Gemm":
-        return not node.attrs.get("transB", 0)
-    if node.op == "MatMul":
-        return node.inputs[1] == layer.weight
-    return False
 
 
 def quantize_layer_weight(w: torch.Tensor, choice: QuantChoice, transposed: bool,
