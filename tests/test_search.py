@@ -260,7 +260,6 @@ def _hqc_args(model, data, out, *extra):
             "--finetune-epochs", "1", "--batch-size", "16", "--threads", "1", "--no-progress", *extra]
 
 
-@pytest.mark.slow
 def test_torchrun_two_processes_gloo(tiny, data, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tmp_path / "dist"

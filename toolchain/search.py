@@ -8,6 +8,8 @@
             CE(held-out batch) + λ · Σ_lk p_lk E_lk / E_fp32 (p = softmax α), Adam on α
             only (the weights are frozen for this step and do not change);
    step 2 — w: soft Gumbel-softmax sample, loss CE(training batch), on the weights only.
+   CE has label smoothing (`label_smoothing`, 0.1) and may mix in distillation from the
+   imported float model (`distill`, off: `task_loss`).
    The α data is a stratified `holdout_fraction` of the *training* split, held out for
    the whole search (the val split stays untouched for the reported accuracies; without
    a val split the held-out part is the evaluation split). τ anneals exponentially per
@@ -15,8 +17,9 @@
    α: Adam at a constant rate.
 3. Plan = argmax α_l per layer (a `plan` given by the user skips 2).
 4. Fine-tune (QAT) the fixed plan for `finetune_epochs` on the whole training split.
-5. Accuracies on the val split: float (the imported model) and fake-quant (the plan, the
-   fine-tuned weights, scales computed fresh from them: the lowering's values).
+5. Accuracies on the val split (and the test split, if any): float (the imported model)
+   and fake-quant (the plan, the fine-tuned weights, scales computed fresh from them:
+   the lowering's values).
 6. Write plan.yaml (`hqc.plan/1`) and model.qat.onnx: the frontend's IR with its
    Conv/Gemm/MatMul weights and biases replaced by the fine-tuned latent float weights,
    for `hqc lower model.qat.onnx --plan plan.yaml`.
