@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -43,11 +44,14 @@ class PassResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-class Pass:
+class Pass(ABC):
+    """A graph rewrite; subclasses set `name` and implement `run`."""
+
     name: ClassVar[str] = ""
 
-    def run(self, graph: Graph, ctx: Context) -> PassResult:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def run(self, graph: Graph, ctx: Context) -> PassResult:
+        """Rewrite `graph` (pre/postconditions in the pass module's docstring)."""
 
 
 PASSES: dict[str, type[Pass]] = {}
