@@ -167,6 +167,7 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.1,0.2,0.5")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--skip-epochs", action="store_true", help="part 1 only")
+    ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -207,15 +208,33 @@ def main() -> None:
             print(f"{name:<{w}}  {t:9.4f}  {t / ref:6.2f}")
         ratio = dict(rows)["supernet composite, soft (step 2, cached scales)"] / ref
         print(f"\ncomposite supernet / QAT = {ratio:.2f} (target <= 1.25: {'met' if ratio <= 1.25 else 'NOT met'})")
+        doc = {"schema": "hqc.bench.supernet/1", "machine": machine(), "model": str(args.model or "example"),
+               "batch": list(x.shape), "reps": args.reps,
+               "part1": [{"case": name, "seconds": t, "vs_qat": t / ref} for name, t in rows],
+               "composite_vs_qat": ratio, "part2": None}
         if args.skip_epochs:
+            _write_json(args.json, doc)
             return
         data = tmpd / "data.npz"
         np.savez(data, x=xs, y=ys, x_val=xv, y_val=yv)
         fr = [float(v) for v in args.fractions.split(",")]
         print(f"\nwhole epochs over the same {len(xs)} training samples (batch {args.batch_size}):")
         print(f"{'held-out f':>10}  {'search epoch s':>14}  {'steps':>5}  {'QAT epoch s':>11}  {'steps':>5}  {'search/QAT':>10}")
+        doc["part2"] = {"training_samples": len(xs), "rows": []}
         for f, ts, tq, ns, nq in part2(model, data, fr, args.batch_size):
             print(f"{f:10.2f}  {ts:14.2f}  {ns:5d}  {tq:11.2f}  {nq:5d}  {ts / tq:10.2f}")
+            doc["part2"]["rows"].append({"holdout_fraction": f, "search_epoch_s": ts, "search_steps": ns,
+                                         "qat_epoch_s": tq, "qat_steps": nq, "ratio": ts / tq})
+        _write_json(args.json, doc)
+
+
+def _write_json(path: Path | None, doc: dict) -> None:
+    if path is not None:
+        import json
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
