@@ -152,7 +152,8 @@ def _sigint_default() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_sigint_leaves_no_folder_and_a_second_run_succeeds(tiny, data, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_leaves_no_folder_and_a_second_run_succeeds(sig, tiny, data, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "hqc.cli", "compile", str(tiny.onnx_path), "--data", str(data), "-o", str(out),
@@ -168,7 +169,7 @@ def test_sigint_leaves_no_folder_and_a_second_run_succeeds(tiny, data, tmp_path)
                 started = True
         time.sleep(0.2)
     assert started, "the run did not reach the search"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "Traceback" not in err
