@@ -89,6 +89,31 @@ def test_report_agrees_with_cost_model_and_verification(compiled, tiny):
     assert rep["accuracy"]["samples"] == verify["samples"]
 
 
+def test_report_histograms_are_of_the_lowered_weights(compiled, tiny):
+    """The compile's report shows weight histograms, of the fine-tuned weights it lowered."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from hqc.passes.annotate_layers import weight_transposed
+    from hqc.quant import fake_quant_numpy
+
+    out, _, _ = compiled
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["histograms"], "the report has no weight histograms"
+    qat = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(out / "model.qat.onnx")).graph.initializer}
+    fe = run_frontend(out / "model.qat.onnx")
+    layers = {layer.name: layer for layer in fe.layers}
+    for h in rep["histograms"]:
+        layer = layers[h["layer"]]
+        w = qat[layer.weight]
+        w = w.T if weight_transposed(fe.graph, layer) else w
+        edges = np.asarray(h["edges"])
+        assert h["before"] == np.histogram(w.astype(np.float64), bins=edges)[0].tolist()
+        q = fake_quant_numpy(w.astype(np.float32), parse_choice(h["choice"]))
+        assert h["after"] == np.histogram(q.astype(np.float64), bins=edges)[0].tolist()
+
+
 def test_config_file_round_trips_and_reproduces_options(compiled, tiny, tmp_path):
     out, _, data = compiled
     cfg = yaml.safe_load((out / "config.yaml").read_text())

@@ -239,11 +239,24 @@ def _pipeline(cfg, fe, ds, target, tmp: Path, summary: dict, notify: Progress, m
         search=search,
         verify=VerifyInfo.from_result(vr),
         outputs=outputs,
-        weights=sr.weights,
+        weights=_layer_weights(fe, sr.weights),
     )
     write_report(tmp, report)
     summary["report"] = report
     return None
+
+
+def _layer_weights(fe: Any, weights: dict[str, Any]) -> dict[str, Any]:
+    """The search's weights (keyed by initializer, ONNX layout) per layer name in the
+    PyTorch layout, as the report's histograms take them."""
+    from hqc.passes.annotate_layers import weight_transposed
+
+    out = {}
+    for layer in fe.layers:
+        if layer.weight in weights:
+            w = weights[layer.weight]
+            out[layer.name] = w.T if weight_transposed(fe.graph, layer) else w
+    return out
 
 
 def _layout(fe: Any) -> str:
