@@ -310,11 +310,22 @@ def _ndigits():
     return model, data
 
 
+def _judged(res) -> tuple[float, float]:
+    """(float, fake-quant) accuracy on the split the 1-point bar is judged on: the test
+    split. The shipped float checkpoint is the best-val epoch of its training, so its val
+    accuracy is the maximum of 30 draws and any retrained model regresses on val by
+    selection alone; nothing chose anything on the test split (docs/search.md)."""
+    test = res.document["accuracy"]["test"]
+    assert test is not None, "examples/ndigits ships a test split"
+    return test["float"], test["fake_quant"]
+
+
 @pytest.mark.slow
 def test_ndigits_lambda_zero_keeps_accuracy(tmp_path):
     model, data = _ndigits()
     res = run_search(model, data, out_dir=tmp_path / "l0", config=SearchConfig(lam=0.0))
-    assert res.fake_quant_accuracy >= res.float_accuracy - 0.01
+    fl, fq = _judged(res)
+    assert fq >= fl - 0.01, (fl, fq, res.float_accuracy, res.fake_quant_accuracy)
 
 
 @pytest.mark.slow
@@ -322,7 +333,8 @@ def test_ndigits_default_lambda_meets_the_budget(tmp_path):
     model, data = _ndigits()
     res = run_search(model, data, out_dir=tmp_path / "default")
     assert res.energy_ratio <= 0.15
-    assert res.fake_quant_accuracy >= res.float_accuracy - 0.01
+    fl, fq = _judged(res)
+    assert fq >= fl - 0.01, (fl, fq, res.float_accuracy, res.fake_quant_accuracy)
 
 
 @pytest.mark.slow
