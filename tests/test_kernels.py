@@ -146,6 +146,16 @@ HARNESSES = {
     "uni3-linear-integers": ("QLinear", "uni3", (3, 9), (-4, 6), (5, 9), {}),
     "uni2-conv-spikes": ("QConv", "uni2", (1, 2, 5, 5), (0, 1), (3, 2, 3, 3),
                          dict(nd=2, strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1])),
+    # the event-driven spike path with strides, dilations and uneven pads; fp32 on spikes
+    "uni4-conv-stride-dilation-spikes": ("QConv", "uni4", (2, 3, 9, 8), (0, 1), (4, 3, 3, 2),
+                                         dict(nd=2, strides=[2, 3], pads=[2, 1, 1, 0], dilations=[2, 1])),
+    "pot4-conv1d-stride2-spikes": ("QConv", "pot4", (2, 3, 11), (0, 1), (4, 3, 3),
+                                   dict(nd=1, strides=[2], pads=[2, 1], dilations=[2])),
+    "fp32-conv-spikes": ("QConv", "fp32", (2, 2, 6, 7), (0, 1), (3, 2, 3, 3),
+                         dict(nd=2, strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1])),
+    # the dense integer path with a dilation and pads larger than the kernel reach
+    "uni4-conv-dilation-integers": ("QConv", "uni4", (1, 2, 5, 6), (-3, 7), (3, 2, 3, 3),
+                                    dict(nd=2, strides=[1, 2], pads=[3, 0, 2, 4], dilations=[2, 2])),
 }
 
 
@@ -194,3 +204,49 @@ def test_pack_layout_is_lsb_first():
     assert ckernels.pack_bits(np.array([1, 2, 3, 0]), 2) == bytes([0b00111001])
     assert ckernels.pack_bits(np.array([0xA, 0x5]), 4) == bytes([0x5A])
     assert ckernels.pack_bits(np.array([7, 1, 2]), 3) == bytes([0b10001111, 0b0])
+
+
+# --------------------------------------------------------------------------- MatMul
+def _matmul_harness(tmp, a_int: bool, b_int: bool):
+    """x (1, 2, 5, 3) spikes; A = x or x + x, B = transpose(x) or of x + x; Y = A @ B."""
+    g = Graph("mm", 17)
+    g.inputs = ["x"]
+    shape = (1, 2, 5, 3)
+    g.values["x"] = Value(shape, "int64")
+    bounds = {"x": (0, 1)}
+
+    def doubled(name: str) -> str:
+        g.add_node("Add", ["x", "x"], [name], {}, name=name, domain=INT_DOMAIN)
+        g.values[name] = Value(shape, "int64")
+        bounds[name] = (0, 2)
+        return name
+
+    a = doubled("a2") if a_int else "x"
+    b_src = doubled("b2") if b_int else "x"
+    g.add_node("Transpose", [b_src], ["bt"], {"perm": [0, 1, 3, 2]}, name="bt", domain=INT_DOMAIN)
+    g.values["bt"] = Value((1, 2, 3, 5), "int64")
+    bounds["bt"] = bounds[b_src]
+    g.add_node("MatMul", [a, "bt"], ["y"], {}, name="y", domain=INT_DOMAIN)
+    g.values["y"] = Value((1, 2, 5, 5), "int64")
+    bounds["y"] = (0, 3 * bounds[a][1] * bounds["bt"][1])
+    g.outputs = ["y"]
+    g.meta["bounds"] = bounds
+    d = tmp / f"mm_{int(a_int)}{int(b_int)}"
+    ckernels.write_kernels(g, d)
+    return g, ckernels.build(d)
+
+
+@pytest.mark.parametrize(("a_int", "b_int"), [(False, False), (True, False), (False, True), (True, True)],
+                         ids=["spike@spike", "int@spike", "spike@int", "int@int"])
+def test_matmul_kernel_equals_reference(tmp_path, a_int, b_int):
+    g, exe = _matmul_harness(tmp_path, a_int, b_int)
+    src = (exe.parent / "hqc_model.c").read_text()
+    (body,) = [b for _, k, b in KERNEL.findall(src) if k == "matmul"]
+    if not (a_int and b_int):
+        assert "*" not in body  # spikes select (a test or a mask), they never multiply
+    rng = np.random.default_rng(int(a_int) * 2 + int(b_int))
+    for density in (0.0, 0.2, 0.6, 1.0):
+        x = (rng.random((1, 1, 2, 5, 3)) < density).astype(np.int64)
+        ref = intref.run(g, x)[0]
+        got = ckernels.run_binary(exe, x, int(np.prod(ref.shape[1:])))
+        assert np.array_equal(got.reshape(ref.shape), ref), density

@@ -5,13 +5,19 @@ Lowered IR → straight-line C99 (static buffers, one function per lowered node)
     weights       packed at their width: code i occupies bits [i·b, i·b + b) of a byte
                   stream, least significant bit first (2-bit: 4 per byte, 4-bit: 2 per
                   byte; = `hqc.quant.pack_codes`), storage words of `hqc.quant.storage_code`
-    QConv/QLinear weight-stationary loops, all index arithmetic incremental (+= constants):
+    QConv         event-driven: only nonzero inputs (spikes, nonzero integers) do work;
+                  each adds one decoded weight row per reached output position to a
+                  [position][channel] scratch accumulator (contiguous inner loop over the
+                  output channels), transposed into the output per time step
+    QLinear       weight-stationary loops
+                  all index arithmetic incremental (+= constants) or from constant tables:
                   pot     → shift and add (no `*` anywhere in the function)
-                  uniform → `if (spike) acc += q` on spikes, `acc += q * x` on integers
+                  uniform → `acc += q` on spikes, `acc += q * x` on integers
                   fp32    → double accumulation of float32 weights (exact, see
                             docs/lowering.md), converted to the integer accumulator
     LIF           integer membrane (int32 or int64 as the bound requires), shifts only
-    others        Add/Sub/Shl, MatMul (spike·spike = AND + count), MaxPool, ReduceSum,
+    others        Add/Sub/Shl, MatMul (row by row, skipping zeros of the left side; spikes
+                  select rows, never multiply), MaxPool, ReduceSum,
                   Transpose, Reshape (an alias), Requant (shift-and-add constant multiply)
 
 Tensor types from the bounds lower-int computed: uint8_t for spikes, int32_t when the
@@ -89,6 +95,28 @@ def _strides(shape: tuple[int, ...]) -> list[int]:
         s.append(acc)
         acc *= d
     return list(reversed(s))
+
+
+class _ConvGeometry:
+    """Shapes and attributes of one 1-D/2-D convolution (1-D as height 1)."""
+
+    def __init__(self, N: int, C: int, H: int, W: int, CO: int, HO: int, WO: int, KH: int, KW: int,
+                 SY: int, SX: int, DY: int, DX: int, PT: int, PL: int) -> None:
+        self.N, self.C, self.H, self.W, self.CO, self.HO, self.WO = N, C, H, W, CO, HO, WO
+        self.KH, self.KW, self.SY, self.SX, self.DY, self.DX, self.PT, self.PL = KH, KW, SY, SX, DY, DX, PT, PL
+
+    @staticmethod
+    def ranges(K: int, D: int, P: int, S: int, size: int, out: int) -> list[tuple[int, int, int]]:
+        """Per tap k: (lo, hi, i_lo) — the outputs o in [lo, hi) whose input o·S + k·D − P
+        lies inside [0, size), and the input of the first one (lo == hi: none)."""
+        res = []
+        for k in range(K):
+            i0 = k * D - P
+            lo = max(0, -(i0 // S)) if i0 < 0 else 0
+            hi = min(out, (size - 1 - i0) // S + 1) if size - 1 - i0 >= 0 else 0
+            hi = max(hi, lo)
+            res.append((lo, hi, lo * S + i0))
+        return res
 
 
 def _array(name: str, ctyp: str, values: list[str], per_line: int = 16) -> list[str]:
@@ -261,31 +289,108 @@ class _CEmitter:
         in_spikes = self.typ[x] == SPIKE
         bits = int(a["bits"])
         X, Y = self.buf[x], self.buf[y]
+        geo = _ConvGeometry(N, C, H, W, CO, HO, WO, KH, KW, SY, SX, DY, DX, PT, PL)
         lines = [f"// hqc-kernel begin {a['layer']} {quant} {'spikes' if in_spikes else 'integers'}",
                  f"static void {fn}(void)", "{"]
-        lines += self._decls(quant, in_spikes, acc,
-                             "n, co, ci, ky, kx, oy, ox, iy, ix, iy0, ix0, ro0, xr, xn, yn, xc, yc, yi, i")
         tgt = Y + "_d" if quant == "fp32" else Y
-        lines.append(f"    for (i = 0; i < {N * CO * HO * WO}; i++) {tgt}[i] = 0;")
-        lines.append(f"    for (n = 0, xn = 0, yn = 0; n < {N}; n++, xn += {C * H * W}, yn += {CO * HO * WO}) {{")
-        lines.append("        " + ("wi = 0;" if quant == "fp32" else "bp = 0;"))
-        lines.append(f"        for (co = 0, yc = yn; co < {CO}; co++, yc += {HO * WO}) {{")
-        lines.append(f"            for (ci = 0, xc = xn; ci < {C}; ci++, xc += {H * W}) {{")
-        lines.append(f"                for (ky = 0, iy0 = {-PT}, ro0 = xc - {PT * W}; ky < {KH}; ky++, iy0 += {DY}, ro0 += {DY * W}) {{")
-        lines.append(f"                    for (kx = 0, ix0 = {-PL}; kx < {KW}; kx++, ix0 += {DX}) {{")
-        for ln in self._decode(quant, bits, in_spikes, acc, wname):
-            lines.append("                        " + ln)
-        lines.append(f"                        for (oy = 0, iy = iy0, xr = ro0, yi = yc; oy < {HO}; oy++, iy += {SY}, xr += {SY * W}) {{")
-        lines.append(f"                            if (iy < 0 || iy >= {H}) {{ yi += {WO}; continue; }}")
-        lines.append(f"                            for (ox = 0, ix = ix0; ox < {WO}; ox++, ix += {SX}, yi++) {{")
-        lines.append(f"                                if (ix >= 0 && ix < {W}) {{ {self._body(quant, in_spikes, acc, X + '[xr + ix]', Y, 'yi')} }}")
-        lines += ["                            }", "                        }", "                    }", "                }", "            }", "        }", "    }"]
+        lines += self._conv_events(fn, quant, bits, acc, wname, X, tgt, geo, in_spikes)
         if quant == "fp32":
             lines.append(f"    for (n = 0, yn = 0; n < {N}; n++, yn += {CO * HO * WO})")
             lines.append(f"        for (co = 0, yc = yn; co < {CO}; co++, yc += {HO * WO})")
             lines.append(f"            for (i = 0; i < {HO * WO}; i++) {Y}[yc + i] = ({acc})({Y}_d[yc + i] * {fn}_u[co]);")
         lines += ["}", "// hqc-kernel end"]
         self._finish(lines, Y, quant, N * CO * HO * WO)
+
+    def _conv_events(self, fn: str, quant: str, bits: int, acc: str, wname: str, X: str, tgt: str,
+                     g: _ConvGeometry, in_spikes: bool) -> list[str]:
+        """Event-driven convolution. Per time step and input channel: the weights are
+        decoded into a small table [tap][output channel]; every nonzero input (a spike, or
+        a nonzero integer with its value) is expanded into the (output position, tap)
+        pairs it reaches inside the output; each pair adds its tap's row of the table
+        (times the value, as a shift for power-of-two weights) to the outputs of all
+        channels at its position, in a scratch accumulator laid out [position][channel]
+        (a contiguous, test-free inner loop over the output channels), transposed into
+        the output at the end of the time step. The work is proportional to the nonzero
+        inputs, not to the input size. Each output sums its terms in the order of the
+        direct loops (input channel, then tap), so fp32 layers' double sums are the same."""
+        kk = g.KH * g.KW
+        step_w = 1 if quant == "fp32" else bits  # per weight: one float, or `bits` bits
+        plane = g.HO * g.WO
+        pot_int = quant.startswith("pot") and not in_spikes
+        self.data += _array(f"{fn}_rowc", "int32_t", [str(o * g.WO * g.CO) for o in range(g.HO)])
+        self.data += _array(f"{fn}_colc", "int32_t", [str(o * g.CO) for o in range(g.WO)])
+        lines = self._decls(quant, in_spikes, acc, "n, co, ci, ky, kx, tp, j, np, iy, ix, p, ty, tx, oy, ox, oyo, oxo, "
+                                                   "xn, yn, xc, yc, si, wbi, b, i")
+        lines.append("    int32_t wci, wco;")
+        lines.append(f"    static int32_t po[{g.H * g.W * kk}], pt[{g.H * g.W * kk}];  // (output position, tap) pairs")
+        if not in_spikes:
+            lines.append(f"    static {acc} pv[{g.H * g.W * kk}];  // the pair's input value")
+            lines.append(f"    {acc} xv;")
+        if quant == "fp32":
+            lines.append(f"    static double wb[{kk * g.CO}];  // one input channel's weights, [tap][output channel]")
+        elif pot_int:
+            lines.append(f"    static int32_t wsh[{kk * g.CO}];  // one input channel's weight shifts, [tap][output channel]")
+            lines.append(f"    static {acc} wng[{kk * g.CO}];  // and their signs (0 or -1)")
+        else:
+            lines.append(f"    static {acc} wb[{kk * g.CO}];  // one input channel's weights, [tap][output channel]")
+        atyp = "double" if quant == "fp32" else acc
+        lines.append(f"    static {atyp} acc_s[{plane * g.CO}];  // one time step's outputs, [position][output channel]")
+        lines.append(f"    for (n = 0, xn = 0, yn = 0; n < {g.N}; n++, xn += {g.C * g.H * g.W}, yn += {g.CO * plane}) {{")
+        lines.append(f"        for (i = 0; i < {plane * g.CO}; i++) acc_s[i] = 0;")
+        lines.append(f"        for (ci = 0, xc = xn, wci = 0; ci < {g.C}; ci++, xc += {g.H * g.W}, wci += {kk * step_w}) {{")
+        lines.append(f"            for (iy = 0, p = xc, np = 0; iy < {g.H}; iy++) {{")
+        lines.append(f"                for (ix = 0; ix < {g.W}; ix++, p++) {{")
+        lines.append(f"                    if (!{X}[p]) continue;")
+        if not in_spikes:
+            lines.append(f"                    xv = ({acc}){X}[p];")
+        # an input at (iy, ix) reaches output (oy, ox) through tap (ky, kx) when
+        # oy·SY = iy + PT − ky·DY and ox·SX = ix + PL − kx·DX
+        lines.append(f"                    for (ky = 0, oyo = {g.PT}, tp = 0; ky < {g.KH}; ky++, oyo -= {g.DY}) {{")
+        lines.append("                        ty = iy + oyo;")
+        lines += self._tap_coord("ty", "oy", g.SY, g.HO, "                        ", f"tp += {g.KW * g.CO}; ")
+        lines.append(f"                        for (kx = 0, oxo = {g.PL}; kx < {g.KW}; kx++, oxo -= {g.DX}, tp += {g.CO}) {{")
+        lines.append("                            tx = ix + oxo;")
+        lines += self._tap_coord("tx", "ox", g.SX, g.WO, "                            ")
+        lines.append(f"                            po[np] = {fn}_rowc[oy] + {fn}_colc[ox]; pt[np] = tp;"
+                     + (" pv[np] = xv;" if not in_spikes else "") + " np++;")
+        lines += ["                        }", "                    }", "                }", "            }"]
+        lines.append("            if (np == 0) continue;")
+        lines.append(f"            for (co = 0, wco = wci; co < {g.CO}; co++, wco += {g.C * kk * step_w}) {{")
+        lines.append("                " + ("wi = wco;" if quant == "fp32" else "bp = (uint32_t)wco;"))
+        lines.append(f"                for (tp = 0, wbi = co; tp < {kk}; tp++, wbi += {g.CO}) {{")
+        for ln in self._decode(quant, bits, in_spikes, acc, wname):
+            if "continue" not in ln:
+                lines.append("                    " + ln)
+        if pot_int:
+            lines.append("                    wsh[wbi] = sh; wng[wbi] = neg;")
+        else:
+            lines.append("                    wb[wbi] = " + ("wv" if quant == "fp32" else "q" if quant.startswith("uni") else "v") + ";")
+        lines += ["                }", "            }"]
+        lines.append("            for (j = 0; j < np; j++) {")
+        lines.append("                b = po[j]; wbi = pt[j];" + (" xv = pv[j];" if not in_spikes else ""))
+        if in_spikes:
+            add = "acc_s[b + co] += wb[wbi + co];"
+        elif quant == "fp32":
+            add = "acc_s[b + co] += wb[wbi + co] * (double)xv;"
+        elif pot_int:
+            add = f"t = {_SHL[acc]}(xv, wsh[wbi + co]); acc_s[b + co] += (t ^ wng[wbi + co]) - wng[wbi + co];"
+        else:
+            add = "acc_s[b + co] += wb[wbi + co] * xv;"
+        lines.append(f"                for (co = 0; co < {g.CO}; co++) {{ {add} }}")
+        lines += ["            }", "        }"]
+        lines.append(f"        for (co = 0, yc = yn; co < {g.CO}; co++, yc += {plane})")
+        lines.append(f"            for (i = 0, si = co; i < {plane}; i++, si += {g.CO}) {tgt}[yc + i] = acc_s[si];")
+        lines.append("    }")
+        return lines
+
+    @staticmethod
+    def _tap_coord(t: str, o: str, stride: int, size: int, ind: str, skip: str = "") -> list[str]:
+        """Lines mapping an input offset `t` to output coordinate `o`, or (`skip`, then)
+        `continue` when it has none."""
+        if stride == 1:
+            return [f"{ind}if ({t} < 0 || {t} >= {size}) {{ {skip}continue; }}", f"{ind}{o} = {t};"]
+        return [f"{ind}if ({t} < 0 || {t} % {stride} != 0) {{ {skip}continue; }}", f"{ind}{o} = {t} / {stride};",
+                f"{ind}if ({o} >= {size}) {{ {skip}continue; }}"]
 
     def _finish(self, lines: list[str], Y: str, quant: str, size: int) -> None:
         if quant == "fp32":
@@ -427,24 +532,30 @@ class _CEmitter:
         w = _wide(self.typ[y])
         A, B, Y = self.buf[a], self.buf[b], self.buf[y]
         ta, tb = self.typ[a], self.typ[b]
-        if ta == SPIKE and tb == SPIKE:
-            inner = f"acc += {A}[ai + k] & {B}[bi + k * {N}];"
+        # row by row: each nonzero A[m, k] adds (its share of) row k of B to row m of Y,
+        # a contiguous loop over n; zeros of A (most of a spike tensor) cost one test
+        if tb == SPIKE and ta == SPIKE:
+            add = f"r[n] += {B}[bk + n];"
         elif tb == SPIKE:
-            inner = f"if ({B}[bi + k * {N}]) acc += {A}[ai + k];"
+            add = f"r[n] += av & -({w}){B}[bk + n];"  # B is 0/1: a mask, no multiply
         elif ta == SPIKE:
-            inner = f"if ({A}[ai + k]) acc += {B}[bi + k * {N}];"
+            add = f"r[n] += {B}[bk + n];"
         else:
-            inner = f"acc += ({w}){A}[ai + k] * {B}[bi + k * {N}];"
+            add = f"r[n] += av * {B}[bk + n];"
         body = [
-            f"    for (bt = 0; bt < {batch}; bt++)",
-            f"        for (m = 0; m < {M}; m++)",
-            f"            for (n = 0; n < {N}; n++) {{",
-            f"                ai = bt * {M * K} + m * {K}; bi = bt * {K * N} + n; acc = 0;",
-            f"                for (k = 0; k < {K}; k++) {inner}",
-            f"                {Y}[bt * {M * N} + m * {N} + n] = ({self.typ[y]})acc;",
+            f"    static {w} r[{N}];",
+            f"    for (bt = 0, ai = 0, bb = 0, yi = 0; bt < {batch}; bt++, bb += {K * N})",
+            f"        for (m = 0; m < {M}; m++) {{",
+            f"            for (n = 0; n < {N}; n++) r[n] = 0;",
+            f"            for (k = 0, bk = bb; k < {K}; k++, ai++, bk += {N}) {{",
+            f"                av = ({w}){A}[ai];",
+            "                if (av == 0) continue;",
+            f"                for (n = 0; n < {N}; n++) {add}",
             "            }",
+            f"            for (n = 0; n < {N}; n++, yi++) {Y}[yi] = ({self.typ[y]})r[n];",
+            "        }",
         ]
-        self._simple(node, body, f"int32_t bt, m, n, k, ai, bi; {w} acc;")
+        self._simple(node, body, f"int32_t bt, m, n, k, ai, bb, bk, yi; {w} av;")
 
     def _maxpool(self, node) -> None:
         x, y = node.inputs[0], node.outputs[0]
