@@ -250,3 +250,30 @@ def test_matmul_kernel_equals_reference(tmp_path, a_int, b_int):
         ref = intref.run(g, x)[0]
         got = ckernels.run_binary(exe, x, int(np.prod(ref.shape[1:])))
         assert np.array_equal(got.reshape(ref.shape), ref), density
+
+
+# --------------------------------------------------------------------------- MaxPool
+@pytest.mark.parametrize(("kernel", "strides", "pads", "hi"), [
+    ([3, 3], [2, 2], [1, 1, 1, 1], 1),
+    ([2, 3], [1, 2], [0, 2, 1, 0], 9),
+    ([3], [2], [1, 1], 1),
+], ids=["3x3-s2-p1-spikes", "2x3-uneven-integers", "1d-spikes"])
+def test_maxpool_kernel_equals_reference(tmp_path, kernel, strides, pads, hi):
+    shape = (1, 2, 7, 6) if len(kernel) == 2 else (1, 3, 9)
+    g = Graph("mp", 17)
+    g.inputs = ["x"]
+    g.values["x"] = Value(shape, "int64")
+    g.add_node("MaxPool", ["x"], ["y"], {"kernel_shape": kernel, "strides": strides, "pads": pads},
+               name="y", domain=INT_DOMAIN)
+    out = intref.maxpool_int(np.zeros(shape, np.int64), kernel, strides, pads)
+    g.values["y"] = Value(tuple(out.shape), "int64")
+    g.outputs = ["y"]
+    g.meta["bounds"] = {"x": (0, hi), "y": (0, hi)}
+    ckernels.write_kernels(g, tmp_path / "k")
+    exe = ckernels.build(tmp_path / "k")
+    rng = np.random.default_rng(len(kernel) + hi)
+    for _ in range(5):
+        x = rng.integers(0, hi + 1, (1,) + shape).astype(np.int64)
+        ref = intref.run(g, x)[0]
+        got = ckernels.run_binary(exe, x, int(np.prod(ref.shape[1:])))
+        assert np.array_equal(got.reshape(ref.shape), ref)

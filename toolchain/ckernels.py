@@ -572,23 +572,25 @@ class _CEmitter:
         HO, WO = ys[2], ys[3]
         X, Y = self.buf[x], self.buf[y]
         lo = {SPIKE: "0", I32: "INT32_MIN", I64: "INT64_MIN"}[self.typ[x]]
+        # the window clipped to the input once per output: no test per element
         body = [
-            f"    for (p = 0; p < {N * C}; p++)",
-            f"        for (oy = 0; oy < {HO}; oy++)",
-            f"            for (ox = 0; ox < {WO}; ox++) {{",
+            f"    for (p = 0, xp = 0, yi = 0; p < {N * C}; p++, xp += {H * W})",
+            f"        for (oy = 0; oy < {HO}; oy++) {{",
+            f"            iy0 = oy * {st[0]} - {pads[0]}; iy1 = iy0 + {k[0]};",
+            "            if (iy0 < 0) iy0 = 0;",
+            f"            if (iy1 > {H}) iy1 = {H};",
+            f"            for (ox = 0; ox < {WO}; ox++, yi++) {{",
+            f"                ix0 = ox * {st[1]} - {pads[1]}; ix1 = ix0 + {k[1]};",
+            "                if (ix0 < 0) ix0 = 0;",
+            f"                if (ix1 > {W}) ix1 = {W};",
             f"                m = {lo};",
-            f"                for (ky = 0; ky < {k[0]}; ky++) {{",
-            f"                    iy = oy * {st[0]} - {pads[0]} + ky;",
-            f"                    if (iy < 0 || iy >= {H}) continue;",
-            f"                    for (kx = 0; kx < {k[1]}; kx++) {{",
-            f"                        ix = ox * {st[1]} - {pads[1]} + kx;",
-            f"                        if (ix >= 0 && ix < {W} && {X}[p * {H * W} + iy * {W} + ix] > m) m = {X}[p * {H * W} + iy * {W} + ix];",
-            "                    }",
-            "                }",
-            f"                {Y}[p * {HO * WO} + oy * {WO} + ox] = m;",
+            f"                for (iy = iy0, xr = xp + iy0 * {W}; iy < iy1; iy++, xr += {W})",
+            f"                    for (ix = ix0; ix < ix1; ix++) m = {X}[xr + ix] > m ? {X}[xr + ix] : m;",
+            f"                {Y}[yi] = m;",
             "            }",
+            "        }",
         ]
-        self._simple(node, body, f"int32_t p, oy, ox, ky, kx, iy, ix; {self.typ[x]} m;")
+        self._simple(node, body, f"int32_t p, oy, ox, iy, ix, iy0, iy1, ix0, ix1, xp, xr, yi; {self.typ[x]} m;")
 
     def _reducesum(self, node) -> None:
         x, y = node.inputs[0], node.outputs[0]
