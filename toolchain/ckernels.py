@@ -572,25 +572,36 @@ class _CEmitter:
         HO, WO = ys[2], ys[3]
         X, Y = self.buf[x], self.buf[y]
         lo = {SPIKE: "0", I32: "INT32_MIN", I64: "INT64_MIN"}[self.typ[x]]
-        # the window clipped to the input once per output: no test per element
+        # separable: a row pass (max over the window's columns) into a scratch plane, then a
+        # column pass (max over the window's rows); each tap's output range is clipped to
+        # the input beforehand, so the inner loops are contiguous and test-free
+        xr_ = _ConvGeometry.ranges(k[1], 1, pads[1], st[1], W, WO)
+        fn_tab = f"mp{len(self.funcs)}"
+        self.data += _array(f"{fn_tab}_oxlo", "int32_t", [str(r[0]) for r in xr_])
+        self.data += _array(f"{fn_tab}_oxhi", "int32_t", [str(r[1]) for r in xr_])
+        self.data += _array(f"{fn_tab}_ixlo", "int32_t", [str(r[2]) for r in xr_])
+        # output row oy takes the input rows [oy·S − P, oy·S − P + K) ∩ [0, H)
+        rows = [(max(0, oy * st[0] - pads[0]), min(H, oy * st[0] - pads[0] + k[0])) for oy in range(HO)]
+        self.data += _array(f"{fn_tab}_iy0", "int32_t", [str(a * WO) for a, _ in rows])
+        self.data += _array(f"{fn_tab}_iy1", "int32_t", [str(b * WO) for _, b in rows])
+        typ = self.typ[x]
         body = [
-            f"    for (p = 0, xp = 0, yi = 0; p < {N * C}; p++, xp += {H * W})",
-            f"        for (oy = 0; oy < {HO}; oy++) {{",
-            f"            iy0 = oy * {st[0]} - {pads[0]}; iy1 = iy0 + {k[0]};",
-            "            if (iy0 < 0) iy0 = 0;",
-            f"            if (iy1 > {H}) iy1 = {H};",
-            f"            for (ox = 0; ox < {WO}; ox++, yi++) {{",
-            f"                ix0 = ox * {st[1]} - {pads[1]}; ix1 = ix0 + {k[1]};",
-            "                if (ix0 < 0) ix0 = 0;",
-            f"                if (ix1 > {W}) ix1 = {W};",
-            f"                m = {lo};",
-            f"                for (iy = iy0, xr = xp + iy0 * {W}; iy < iy1; iy++, xr += {W})",
-            f"                    for (ix = ix0; ix < ix1; ix++) m = {X}[xr + ix] > m ? {X}[xr + ix] : m;",
-            f"                {Y}[yi] = m;",
-            "            }",
+            f"    static {typ} h[{H * WO}];  // row pass of one plane",
+            f"    for (p = 0, xp = 0, yi = 0; p < {N * C}; p++, xp += {H * W}) {{",
+            f"        for (iy = 0, xr = xp, hr = 0; iy < {H}; iy++, xr += {W}, hr += {WO}) {{",
+            f"            for (ox = 0; ox < {WO}; ox++) h[hr + ox] = {lo};",
+            f"            for (kx = 0; kx < {k[1]}; kx++)",
+            f"                for (ox = {fn_tab}_oxlo[kx], ix = xr + {fn_tab}_ixlo[kx]; ox < {fn_tab}_oxhi[kx]; ox++, ix += {st[1]})",
+            f"                    h[hr + ox] = {X}[ix] > h[hr + ox] ? {X}[ix] : h[hr + ox];",
             "        }",
+            f"        for (oy = 0; oy < {HO}; oy++, yi += {WO}) {{",
+            f"            for (ox = 0; ox < {WO}; ox++) {Y}[yi + ox] = {lo};",
+            f"            for (hr = {fn_tab}_iy0[oy]; hr < {fn_tab}_iy1[oy]; hr += {WO})",
+            f"                for (ox = 0; ox < {WO}; ox++) {Y}[yi + ox] = h[hr + ox] > {Y}[yi + ox] ? h[hr + ox] : {Y}[yi + ox];",
+            "        }",
+            "    }",
         ]
-        self._simple(node, body, f"int32_t p, oy, ox, iy, ix, iy0, iy1, ix0, ix1, xp, xr, yi; {self.typ[x]} m;")
+        self._simple(node, body, "int32_t p, oy, ox, iy, ix, kx, xp, xr, hr, yi;")
 
     def _reducesum(self, node) -> None:
         x, y = node.inputs[0], node.outputs[0]
