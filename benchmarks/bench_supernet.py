@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import io
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,12 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def machine() -> str:
-    cpu = platform.processor() or "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchlib import cpu_model
+
+    cpu = cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"nproc {os.cpu_count()}, CPU {cpu}, torch {torch.__version__}, "
             f"torch threads {torch.get_num_threads()}, load average {load:.2f}")
