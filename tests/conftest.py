@@ -9,6 +9,18 @@ from typing import Any
 import pytest
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one intra-op thread for the test (restored after): training-scale tests
+    are faster and bit-stable that way on a shared 2-core machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def zoo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory that holds every zoo export of this session."""

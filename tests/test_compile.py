@@ -12,7 +12,6 @@ import sys
 import time
 
 import pytest
-import torch
 import yaml
 from click.testing import CliRunner
 
@@ -26,12 +25,7 @@ from tests.zoo import example_spikformer
 FAST = ["--epochs", "1", "--finetune-epochs", "1", "--batch-size", "16", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

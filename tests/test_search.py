@@ -36,12 +36,7 @@ FAST = dict(epochs=2, finetune_epochs=1, batch_size=16, scale_refresh=4)
 NDIGITS = REPO / "examples" / "ndigits"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_data(path: Path, n: int = 96, n_val: int = 32, shape=(2, 2, 16, 16), classes: int = 10,

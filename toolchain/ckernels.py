@@ -259,14 +259,18 @@ class _CEmitter:
                 d.append(f"    {acc} v;" if in_spikes else f"    {acc} t, neg;")
         return d
 
-    def _qconv(self, node) -> None:
-        g = self.g
+    def _weight_layer(self, node) -> tuple[Graph, dict[str, Any], str, str, str, str, str, np.ndarray]:
+        """What QConv and QLinear start with: the output buffer, the kernel function's
+        name, the emitted weights → (graph, attrs, x, y, fn, quantizer, weight array, w)."""
         a = node.attrs
         x, y = node.inputs[0], node.outputs[0]
         self._tensor(y)
         fn = self._fn(node)
         quant, wname = self._weights(node, fn)
-        w = np.asarray(a["w"])
+        return self.g, a, x, y, fn, quant, wname, np.asarray(a["w"])
+
+    def _qconv(self, node) -> None:
+        g, a, x, y, fn, quant, wname, w = self._weight_layer(node)
         nd = int(a["nd"])
         xs, ys = tuple(g.shape(x)), tuple(g.shape(y))
         if nd == 1:
@@ -402,13 +406,7 @@ class _CEmitter:
         self.funcs.append("\n".join(lines))
 
     def _qlinear(self, node) -> None:
-        g = self.g
-        a = node.attrs
-        x, y = node.inputs[0], node.outputs[0]
-        self._tensor(y)
-        fn = self._fn(node)
-        quant, wname = self._weights(node, fn)
-        w = np.asarray(a["w"])
+        g, a, x, y, fn, quant, wname, w = self._weight_layer(node)
         NO, NI = w.shape
         M = _prod(g.shape(x)) // NI
         acc = _wide(self.typ[y])

@@ -34,6 +34,28 @@ def _normalize_modes(root: Path, umask: int) -> None:
             os.chmod(p, (0o777 if exec_bit else 0o666) & ~umask)
 
 
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` (same filesystem) to write to; renamed onto `path`
+    when the block succeeds, deleted on any error or interrupt (`path` is left as it was)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8, newlines as given) to `path` through `atomic_file`."""
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return Path(path)
+
+
 def _raise_interrupt(signum, frame):  # pragma: no cover - signal path
     raise KeyboardInterrupt
 

@@ -85,17 +85,7 @@ def read_plan(path: str | Path, layers: Sequence[LayerInfo]) -> dict[str, QuantC
 
 def write_plan(path: str | Path, doc: dict[str, Any]) -> None:
     """Write a plan document (adds the schema key); atomic (temp file + rename)."""
-    import os
-    import tempfile
+    from hqc.outdir import write_text_atomic
 
     body = {"schema": PLAN_SCHEMA, **{k: v for k, v in doc.items() if k != "schema"}}
-    text = yaml.safe_dump(body, sort_keys=False, default_flow_style=None, allow_unicode=True)
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, yaml.safe_dump(body, sort_keys=False, default_flow_style=None, allow_unicode=True))

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from hqc import __version__
 from hqc.choices import parse_choice
 from hqc.errors import HqcError, PlanError
 from hqc.layers import LayerInfo
+from hqc.outdir import write_text_atomic
 from hqc.quant import fake_quant_numpy
 from hqc.targets import ModelCost, Target, model_cost
 
@@ -515,20 +514,8 @@ def write_report(directory: str | Path, report: Mapping[str, Any]) -> dict[str, 
     written = {}
     for fmt, name in REPORT_FILES.items():
         body = text if fmt == "json" else render(canonical, fmt)
-        written[fmt] = _atomic_write(d / name, body)
+        written[fmt] = write_text_atomic(d / name, body)
     return written
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def report_path(location: str | Path) -> Path:

@@ -42,7 +42,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -61,6 +60,7 @@ from hqc.data import Dataset, Split, load_data
 from hqc.errors import ConfigError, DataError
 from hqc.ir import Graph
 from hqc.onnx_io import KEPT_META, to_proto
+from hqc.outdir import atomic_file
 from hqc.passes import Context, run_passes
 from hqc.passes.insert_quant_choices import SearchSpace, candidates_of
 from hqc.pipeline import run_frontend
@@ -289,14 +289,8 @@ def predict(net: Supernet, split: Split, batch: int, device: str = "cpu") -> np.
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export_qat_model(graph: Graph, model: TorchModel, path: str | Path) -> None:
@@ -315,15 +309,8 @@ def export_qat_model(graph: Graph, model: TorchModel, path: str | Path) -> None:
                 if v is not None:
                     entry = pn.metadata_props.add()
                     entry.key, entry.value = k, v
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", dir=p.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        onnx.save(proto, str(tmp))
 
 
 def _weights_digest(model: TorchModel) -> str:
