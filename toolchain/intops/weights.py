@@ -1,0 +1,426 @@
+"""Weight layers of the integer dialect: QConv and QLinear.
+
+    QConv(x)      y[n,o,p] = Σ_{c,k} w[o,c,k] · x_pad[n, c, p·stride + k·dilation]
+                  (zero padding; w = the layer's integer weights: uniform codes q,
+                  power-of-two ±2^(kmax−k), fp32 mantissas on the per-channel grid)
+    QLinear(x)    y[..., o] = Σ_i w[o, i] · x[..., i]
+
+Attributes: `layer`, `quant` (fp32 | uniN | potN), `bits`, `w` (int64, PyTorch layout),
+`codes` (the packed storage words, uniform/pot) or `w_float` + `unit_exp` (fp32);
+QConv adds `nd`, `strides`, `pads`, `dilations`.
+
+ONNX: QConv is Pad(0) → Reshape (N, C·Hp·Wp) → Gather(im2col indices) → MatMul(int64
+weight matrix) → Transpose → Reshape; QLinear is MatMul(x, Wᵀ). An fp32 layer casts to
+double, multiplies by the float32 weights held as double, scales by 2^-e per channel
+(exact) and casts back to int64: the accumulation is exact (docs/lowering.md), so the
+integers equal the reference's. C: event-driven convolution (only nonzero inputs work),
+weight-stationary linear loops; power-of-two layers shift and add (no `*`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from onnx import TensorProto
+
+from hqc.errors import ModelError
+from hqc.intops.base import Interval, IntOp, prod, register, weighted_sum_bounds
+from hqc.intops.cgen import SHL, SPIKE, CEmitter, c_array, wide
+from hqc.intops.onnxgen import I64, OnnxBuilder, windows_gather
+from hqc.ir import Graph, Node
+from hqc.quant import pack_codes
+
+_EXACT = float(2**53)
+
+
+# --------------------------------------------------------------------------- numpy kernels
+def imatmul(a: np.ndarray, b: np.ndarray, engine: str = "auto") -> np.ndarray:
+    """Exact int64 a @ b (numpy broadcasting). engine: auto | int64 | float64.
+
+    Integer matrix products go through float64 BLAS only when max|a|·max|b|·K < 2^53,
+    which makes every partial sum an exactly representable integer (the result equals
+    int64 arithmetic bit for bit); otherwise numpy's int64 matmul runs."""
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    k = a.shape[-1]
+    if engine != "int64" and a.size and b.size:
+        bound = float(np.abs(a).max()) * float(np.abs(b).max()) * k
+        if bound < _EXACT:
+            return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+        if engine == "float64":
+            raise ModelError("float64 engine: product bound exceeds 2^53")
+    return np.matmul(a, b)
+
+
+def pad_spatial(x: np.ndarray, pads: list[int], nd: int, value: int) -> np.ndarray:
+    """Pad the last nd axes of x (ONNX pads order) with `value`."""
+    width = [(0, 0)] * (x.ndim - nd) + [(pads[i], pads[i + nd]) for i in range(nd)]
+    if not any(p for pr in width for p in pr):
+        return x
+    return np.pad(x, width, constant_values=value)
+
+
+def windows(x: np.ndarray, kernel: list[int], strides: list[int], dil: list[int]) -> np.ndarray:
+    """x (B, C, *sp) → (B, C, *out, *k) windows (a view)."""
+    nd = len(kernel)
+    span = [(k - 1) * d + 1 for k, d in zip(kernel, dil, strict=True)]
+    v = sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
+    sl = [slice(None)] * 2 + [slice(None, None, s) for s in strides] + [slice(None, None, d) for d in dil]
+    return v[tuple(sl)]
+
+
+def conv_int(x: np.ndarray, w: np.ndarray, strides: list[int], pads: list[int], dil: list[int],
+             engine: str = "auto") -> np.ndarray:
+    """Exact integer convolution, x (B, C, *sp) int64, w (O, C, *k) int64 → (B, O, *out)."""
+    nd = w.ndim - 2
+    xp = pad_spatial(np.asarray(x, np.int64), pads, nd, 0)
+    win = windows(xp, list(w.shape[2:]), strides, dil)  # (B, C, *out, *k)
+    bsz, c = win.shape[:2]
+    out = win.shape[2: 2 + nd]
+    perm = [0] + list(range(2, 2 + nd)) + [1] + list(range(2 + nd, 2 + 2 * nd))
+    cols = win.transpose(perm).reshape(bsz * int(np.prod(out)), -1)
+    y = imatmul(cols, w.reshape(w.shape[0], -1).T, engine)  # (B·out, O)
+    y = y.reshape((bsz,) + tuple(out) + (w.shape[0],))
+    return np.moveaxis(y, -1, 1)
+
+
+def pack_bits(codes: np.ndarray, bits: int) -> bytes:
+    """Unsigned b-bit codes (1 ≤ b ≤ 8) → a little-endian bit stream: code i in bits
+    [i·b, i·b + b); identical to `hqc.quant.pack_codes` for b ∈ {2, 4, 8}."""
+    if not 1 <= bits <= 8:
+        raise ValueError(f"cannot pack {bits}-bit codes")
+    c = np.asarray(codes, np.int64).reshape(-1)
+    if c.size and (c.min() < 0 or c.max() >= 1 << bits):
+        raise ValueError(f"codes outside 0..{(1 << bits) - 1}")
+    if bits in (2, 4, 8):
+        return pack_codes(c, bits)
+    bitarr = ((c[:, None] >> np.arange(bits)) & 1).astype(np.uint8).reshape(-1)
+    return np.packbits(bitarr, bitorder="little").tobytes()
+
+
+# --------------------------------------------------------------------------- ONNX
+def _onnx_qmatmul(b: OnnxBuilder, x: str, node: Node, base: str) -> str:
+    """x (..., K) int64 @ the layer's weights (O, K) → (..., O) int64 (float island for fp32)."""
+    w = np.asarray(node.attrs["w"], np.int64)
+    wmat = w.reshape(w.shape[0], -1)
+    if node.attrs["quant"] == "fp32":
+        first = len(b.nodes)
+        wf = np.asarray(node.attrs["w_float"], np.float32).reshape(w.shape[0], -1).astype(np.float64)
+        xd = b.op("Cast", [x], base, to=TensorProto.DOUBLE)
+        y = b.op("MatMul", [xd, b.const(np.ascontiguousarray(wf.T), base + "_wf")], base)
+        inv = np.ldexp(1.0, -np.asarray(node.attrs["unit_exp"], np.int64).astype(np.int32))
+        y = b.op("Mul", [y, b.const(inv.astype(np.float64), base + "_inv_unit")], base)
+        y = b.op("Cast", [y], base, to=I64)
+        b.mark_fp32(first, node.attrs["layer"])
+        return y
+    return b.op("MatMul", [x, b.const(np.ascontiguousarray(wmat.T), base + "_w")], base)
+
+
+# --------------------------------------------------------------------------- C
+class ConvGeometry:
+    """Shapes and attributes of one 1-D/2-D convolution (1-D as height 1)."""
+
+    def __init__(self, N: int, C: int, H: int, W: int, CO: int, HO: int, WO: int, KH: int, KW: int,
+                 SY: int, SX: int, DY: int, DX: int, PT: int, PL: int) -> None:
+        self.N, self.C, self.H, self.W, self.CO, self.HO, self.WO = N, C, H, W, CO, HO, WO
+        self.KH, self.KW, self.SY, self.SX, self.DY, self.DX, self.PT, self.PL = KH, KW, SY, SX, DY, DX, PT, PL
+
+
+# ---------------------------------------------------------------- weight layers
+def _c_weights(e: CEmitter, node: Node, fn: str) -> tuple[str, str]:
+    a = node.attrs
+    quant = str(a["quant"])
+    if quant == "fp32":
+        wf = np.asarray(a["w_float"], np.float32).reshape(-1)
+        vals = [float(v).hex() + "f" if v != 0 else "0.0f" for v in wf.astype(np.float64)]
+        e.data.append(f"// hqc-fp32 weights of {a['layer']}: {wf.size} float32")
+        e.data += [ln + "  // hqc-fp32" if i == 0 else ln for i, ln in enumerate(c_array(f"{fn}_w", "float", vals, 6))]
+        inv = [float(np.ldexp(1.0, -int(e))).hex() for e in np.asarray(a["unit_exp"]).reshape(-1)]
+        e.data += [ln + "  // hqc-fp32" if i == 0 else ln for i, ln in enumerate(c_array(f"{fn}_u", "double", inv, 6))]
+        nbytes = 4 * wf.size
+    else:
+        bits = int(a["bits"])
+        packed = pack_bits(np.asarray(a["codes"]).reshape(-1), bits)
+        e.data.append(f"// {a['layer']}: {quant}, {np.asarray(a['codes']).size} codes packed in {len(packed)} bytes")
+        e.data += c_array(f"{fn}_w", "uint8_t", [f"0x{v:02x}" for v in packed])
+        nbytes = len(packed)
+    e.weight_bytes.append({"layer": a["layer"], "quantizer": quant, "bytes": nbytes,
+                              "params": int(np.asarray(a["w"]).size)})
+    return quant, f"{fn}_w"
+
+def _decode(quant: str, bits: int, in_spikes: bool, acc: str, w: str) -> list[str]:
+    """Lines decoding the next weight (bit position bp) into q / v / sh+neg."""
+    if quant == "fp32":
+        return ["wv = (double)" + w + "[wi]; wi++;", "if (wv == 0.0) continue;"]
+    mask = (1 << bits) - 1
+    lines = [f"code = (uint32_t)({w}[bp >> 3] >> (bp & 7));"]
+    if bits not in (1, 2, 4, 8):
+        lines.append(f"if ((bp & 7) > {8 - bits}) code |= (uint32_t){w}[(bp >> 3) + 1] << (8 - (bp & 7));")
+    lines += [f"code &= {mask}u;", f"bp += {bits};"]
+    if quant.startswith("uni"):
+        lines += [f"q = (int32_t)code - (int32_t)((code >> {bits - 1}) << {bits});", "if (q == 0) continue;"]
+    else:
+        kmax = (1 << (bits - 1)) - 1
+        lines.append(f"sh = {kmax} - (int32_t)(code & {kmax}u);")
+        if in_spikes:
+            lines += [f"v = ({acc})1 << sh;", f"if (code >> {bits - 1}) v = -v;"]
+        else:
+            lines.append(f"neg = -({acc})(code >> {bits - 1});")
+    return lines
+
+def _body(quant: str, in_spikes: bool, acc: str, x: str, Y: str, y: str) -> str:
+    if quant == "fp32":
+        return f"{Y}_d[{y}] += wv * (double){x};"
+    if quant.startswith("uni"):
+        return f"if ({x}) {Y}[{y}] += q;" if in_spikes else f"{Y}[{y}] += ({acc})q * {x};"
+    if in_spikes:
+        return f"if ({x}) {Y}[{y}] += v;"
+    return f"t = {SHL[acc]}({x}, sh); {Y}[{y}] += (t ^ neg) - neg;"
+
+def _decls(quant: str, in_spikes: bool, acc: str, extra: str) -> list[str]:
+    d = [f"    int32_t {extra};"]
+    if quant == "fp32":
+        d.append("    int32_t wi = 0;")
+        d.append("    double wv;")
+    else:
+        d.append("    uint32_t bp = 0, code;")
+        if quant.startswith("uni"):
+            d.append("    int32_t q;")
+        else:
+            d.append("    int32_t sh;")
+            d.append(f"    {acc} v;" if in_spikes else f"    {acc} t, neg;")
+    return d
+
+def _weight_layer(e: CEmitter, node: Node) -> tuple[Graph, dict[str, Any], str, str, str, str, str, np.ndarray]:
+    """What QConv and QLinear start with: the output buffer, the kernel function's
+    name, the emitted weights → (graph, attrs, x, y, fn, quantizer, weight array, w)."""
+    a = node.attrs
+    x, y = node.inputs[0], node.outputs[0]
+    e.tensor(y)
+    fn = e.fn(node)
+    quant, wname = _c_weights(e, node, fn)
+    return e.g, a, x, y, fn, quant, wname, np.asarray(a["w"])
+
+def _c_qconv(e: CEmitter, node: Node) -> None:
+    g, a, x, y, fn, quant, wname, w = _weight_layer(e, node)
+    nd = int(a["nd"])
+    xs, ys = tuple(g.shape(x)), tuple(g.shape(y))
+    if nd == 1:
+        N, C, H, W = xs[0], xs[1], 1, xs[2]
+        CO, HO, WO = ys[1], 1, ys[2]
+        KH, KW = 1, w.shape[2]
+        SY, SX = 1, a["strides"][0]
+        DY, DX = 1, a["dilations"][0]
+        PT, PL = 0, a["pads"][0]
+    elif nd == 2:
+        N, C, H, W = xs
+        CO, HO, WO = ys[1], ys[2], ys[3]
+        KH, KW = w.shape[2], w.shape[3]
+        SY, SX = a["strides"]
+        DY, DX = a["dilations"]
+        PT, PL = a["pads"][0], a["pads"][1]
+    else:
+        raise ModelError(f"C kernels: {nd}-D convolution (node {node.name!r}) is not supported")
+    acc = wide(e.typ[y])
+    in_spikes = e.typ[x] == SPIKE
+    bits = int(a["bits"])
+    X, Y = e.buf[x], e.buf[y]
+    geo = ConvGeometry(N, C, H, W, CO, HO, WO, KH, KW, SY, SX, DY, DX, PT, PL)
+    lines = [f"// hqc-kernel begin {a['layer']} {quant} {'spikes' if in_spikes else 'integers'}",
+             f"static void {fn}(void)", "{"]
+    tgt = Y + "_d" if quant == "fp32" else Y
+    lines += _conv_events(e, fn, quant, bits, acc, wname, X, tgt, geo, in_spikes)
+    if quant == "fp32":
+        lines.append(f"    for (n = 0, yn = 0; n < {N}; n++, yn += {CO * HO * WO})")
+        lines.append(f"        for (co = 0, yc = yn; co < {CO}; co++, yc += {HO * WO})")
+        lines.append(f"            for (i = 0; i < {HO * WO}; i++) {Y}[yc + i] = ({acc})({Y}_d[yc + i] * {fn}_u[co]);")
+    lines += ["}", "// hqc-kernel end"]
+    _finish(e, lines, Y, quant, N * CO * HO * WO)
+
+def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: str, X: str, tgt: str,
+                 g: ConvGeometry, in_spikes: bool) -> list[str]:
+    """Event-driven convolution. Per time step and input channel: the weights are
+    decoded into a small table [tap][output channel]; every nonzero input (a spike, or
+    a nonzero integer with its value) is expanded into the (output position, tap)
+    pairs it reaches inside the output; each pair adds its tap's row of the table
+    (times the value, as a shift for power-of-two weights) to the outputs of all
+    channels at its position, in a scratch accumulator laid out [position][channel]
+    (a contiguous, test-free inner loop over the output channels), transposed into
+    the output at the end of the time step. The work is proportional to the nonzero
+    inputs, not to the input size. Each output sums its terms in the order of the
+    direct loops (input channel, then tap), so fp32 layers' double sums are the same."""
+    kk = g.KH * g.KW
+    step_w = 1 if quant == "fp32" else bits  # per weight: one float, or `bits` bits
+    plane = g.HO * g.WO
+    pot_int = quant.startswith("pot") and not in_spikes
+    e.data += c_array(f"{fn}_rowc", "int32_t", [str(o * g.WO * g.CO) for o in range(g.HO)])
+    e.data += c_array(f"{fn}_colc", "int32_t", [str(o * g.CO) for o in range(g.WO)])
+    lines = _decls(quant, in_spikes, acc, "n, co, ci, ky, kx, tp, j, np, iy, ix, p, ty, tx, oy, ox, oyo, oxo, "
+                                               "xn, yn, xc, yc, si, wbi, b, i")
+    lines.append("    int32_t wci, wco, i0, s0, y0, ie;")
+    lines.append(f"    static int32_t po[{g.H * g.W * kk}], pt[{g.H * g.W * kk}];  // (output position, tap) pairs")
+    if not in_spikes:
+        lines.append(f"    static {acc} pv[{g.H * g.W * kk}];  // the pair's input value")
+        lines.append(f"    {acc} xv;")
+    if quant == "fp32":
+        lines.append(f"    static double wb[{kk * g.CO}];  // one input channel's weights, [tap][output channel]")
+    elif pot_int:
+        lines.append(f"    static int32_t wsh[{kk * g.CO}];  // one input channel's weight shifts, [tap][output channel]")
+        lines.append(f"    static {acc} wng[{kk * g.CO}];  // and their signs (0 or -1)")
+    else:
+        lines.append(f"    static {acc} wb[{kk * g.CO}];  // one input channel's weights, [tap][output channel]")
+    atyp = "double" if quant == "fp32" else acc
+    lines.append(f"    static {atyp} acc_s[{plane * g.CO}];  // one time step's outputs, [position][output channel]")
+    lines.append(f"    for (n = 0, xn = 0, yn = 0; n < {g.N}; n++, xn += {g.C * g.H * g.W}, yn += {g.CO * plane}) {{")
+    lines.append(f"        for (i = 0; i < {plane * g.CO}; i++) acc_s[i] = 0;")
+    lines.append(f"        for (ci = 0, xc = xn, wci = 0; ci < {g.C}; ci++, xc += {g.H * g.W}, wci += {kk * step_w}) {{")
+    lines.append(f"            for (iy = 0, p = xc, np = 0; iy < {g.H}; iy++) {{")
+    lines.append(f"                for (ix = 0; ix < {g.W}; ix++, p++) {{")
+    lines.append(f"                    if (!{X}[p]) continue;")
+    if not in_spikes:
+        lines.append(f"                    xv = ({acc}){X}[p];")
+    # an input at (iy, ix) reaches output (oy, ox) through tap (ky, kx) when
+    # oy·SY = iy + PT − ky·DY and ox·SX = ix + PL − kx·DX
+    lines.append(f"                    for (ky = 0, oyo = {g.PT}, tp = 0; ky < {g.KH}; ky++, oyo -= {g.DY}) {{")
+    lines.append("                        ty = iy + oyo;")
+    lines += _tap_coord("ty", "oy", g.SY, g.HO, "                        ", f"tp += {g.KW * g.CO}; ")
+    lines.append(f"                        for (kx = 0, oxo = {g.PL}; kx < {g.KW}; kx++, oxo -= {g.DX}, tp += {g.CO}) {{")
+    lines.append("                            tx = ix + oxo;")
+    lines += _tap_coord("tx", "ox", g.SX, g.WO, "                            ")
+    lines.append(f"                            po[np] = {fn}_rowc[oy] + {fn}_colc[ox]; pt[np] = tp;"
+                 + (" pv[np] = xv;" if not in_spikes else "") + " np++;")
+    lines += ["                        }", "                    }", "                }", "            }"]
+    lines.append("            if (np == 0) continue;")
+    lines.append(f"            for (co = 0, wco = wci; co < {g.CO}; co++, wco += {g.C * kk * step_w}) {{")
+    lines.append("                " + ("wi = wco;" if quant == "fp32" else "bp = (uint32_t)wco;"))
+    lines.append(f"                for (tp = 0, wbi = co; tp < {kk}; tp++, wbi += {g.CO}) {{")
+    for ln in _decode(quant, bits, in_spikes, acc, wname):
+        if "continue" not in ln:
+            lines.append("                    " + ln)
+    if pot_int:
+        lines.append("                    wsh[wbi] = sh; wng[wbi] = neg;")
+    else:
+        lines.append("                    wb[wbi] = " + ("wv" if quant == "fp32" else "q" if quant.startswith("uni") else "v") + ";")
+    lines += ["                }", "            }"]
+    lines.append("            for (j = 0; j < np; j++) {")
+    lines.append("                b = po[j]; wbi = pt[j];" + (" xv = pv[j];" if not in_spikes else ""))
+    if in_spikes:
+        add = "acc_s[b + co] += wb[wbi + co];"
+    elif quant == "fp32":
+        add = "acc_s[b + co] += wb[wbi + co] * (double)xv;"
+    elif pot_int:
+        add = f"t = {SHL[acc]}(xv, wsh[wbi + co]); acc_s[b + co] += (t ^ wng[wbi + co]) - wng[wbi + co];"
+    else:
+        add = "acc_s[b + co] += wb[wbi + co] * xv;"
+    lines.append(f"                for (co = 0; co < {g.CO}; co++) {{ {add} }}")
+    lines += ["            }", "        }"]
+    # transpose [position][channel] → [channel][position] in blocks of 16 positions
+    # (the block's reads stay in the L1 cache)
+    lines.append(f"        for (i0 = 0, s0 = 0, y0 = yn; i0 < {plane}; i0 += 16, s0 += {16 * g.CO}, y0 += 16) {{")
+    lines.append(f"            ie = {plane} - i0 < 16 ? {plane} - i0 : 16;")
+    lines.append(f"            for (co = 0, yc = y0; co < {g.CO}; co++, yc += {plane})")
+    lines.append(f"                for (i = 0, si = s0 + co; i < ie; i++, si += {g.CO}) {tgt}[yc + i] = acc_s[si];")
+    lines += ["        }", "    }"]
+    return lines
+
+def _tap_coord(t: str, o: str, stride: int, size: int, ind: str, skip: str = "") -> list[str]:
+    """Lines mapping an input offset `t` to output coordinate `o`, or (`skip`, then)
+    `continue` when it has none."""
+    if stride == 1:
+        return [f"{ind}if ({t} < 0 || {t} >= {size}) {{ {skip}continue; }}", f"{ind}{o} = {t};"]
+    return [f"{ind}if ({t} < 0 || {t} % {stride} != 0) {{ {skip}continue; }}", f"{ind}{o} = {t} / {stride};",
+            f"{ind}if ({o} >= {size}) {{ {skip}continue; }}"]
+
+def _finish(e: CEmitter, lines: list[str], Y: str, quant: str, size: int) -> None:
+    if quant == "fp32":
+        e.buffers.append(f"static double {Y}_d[{size}];  // hqc-fp32 accumulator")
+    e.funcs.append("\n".join(lines))
+
+def _c_qlinear(e: CEmitter, node: Node) -> None:
+    g, a, x, y, fn, quant, wname, w = _weight_layer(e, node)
+    NO, NI = w.shape
+    M = prod(g.shape(x)) // NI
+    acc = wide(e.typ[y])
+    in_spikes = e.typ[x] == SPIKE
+    X, Y = e.buf[x], e.buf[y]
+    lines = [f"// hqc-kernel begin {a['layer']} {quant} {'spikes' if in_spikes else 'integers'}",
+             f"static void {fn}(void)", "{"]
+    lines += _decls(quant, in_spikes, acc, "o, k, m, xi, yi, i")
+    tgt = Y + "_d" if quant == "fp32" else Y
+    lines.append(f"    for (i = 0; i < {M * NO}; i++) {tgt}[i] = 0;")
+    lines.append(f"    for (o = 0; o < {NO}; o++) {{")
+    lines.append(f"        for (k = 0; k < {NI}; k++) {{")
+    for ln in _decode(quant, int(a["bits"]), in_spikes, acc, wname):
+        lines.append("            " + ln)
+    lines.append(f"            for (m = 0, xi = k, yi = o; m < {M}; m++, xi += {NI}, yi += {NO}) {{")
+    lines.append(f"                {_body(quant, in_spikes, acc, X + '[xi]', Y, 'yi')}")
+    lines += ["            }", "        }", "    }"]
+    if quant == "fp32":
+        lines.append(f"    for (m = 0, yi = 0; m < {M}; m++)")
+        lines.append(f"        for (o = 0; o < {NO}; o++, yi++) {Y}[yi] = ({acc})({Y}_d[yi] * {fn}_u[o]);")
+    lines += ["}", "// hqc-kernel end"]
+    _finish(e, lines, Y, quant, M * NO)
+
+
+# --------------------------------------------------------------------------- the ops
+_WEIGHT_ATTRS = {"layer": "str", "quant": "str", "bits": "int", "w": "array", "codes": "array?",
+                 "w_float": "array?", "unit_exp": "array?"}
+
+
+class _WeightOp(IntOp):
+    def validate(self, node: Node) -> None:
+        a = node.attrs
+        if a["quant"] == "fp32":
+            if "w_float" not in a or "unit_exp" not in a:
+                raise self.error(node, "an fp32 layer needs w_float and unit_exp")
+        elif "codes" not in a:
+            raise self.error(node, f"a {a['quant']} layer needs its storage codes")
+
+    def bounds(self, node: Node, ins: list[Interval], g: Graph) -> list[Interval]:
+        return [weighted_sum_bounds(node.attrs["w"], ins[0])]
+
+
+@register
+class QConv(_WeightOp):
+    name = "QConv"
+    attrs = {**_WEIGHT_ATTRS, "nd": "int", "strides": "ints", "pads": "ints", "dilations": "ints"}
+
+    def ref(self, node: Node, xs: list[np.ndarray], engine: str) -> np.ndarray:
+        x = xs[0]
+        g, b = x.shape[:2]
+        y = conv_int(x.reshape((g * b,) + x.shape[2:]), np.asarray(node.attrs["w"], np.int64),
+                     list(node.attrs["strides"]), list(node.attrs["pads"]), list(node.attrs["dilations"]), engine)
+        return y.reshape((g, b) + y.shape[1:])
+
+    def onnx(self, b: OnnxBuilder, g: Graph, node: Node) -> None:
+        x = node.inputs[0]
+        shape = tuple(g.shape(x))
+        w = np.asarray(node.attrs["w"])
+        base = node.outputs[0]
+        cols, osp = windows_gather(b, x, shape, list(w.shape[2:]), list(node.attrs["strides"]),
+                                   list(node.attrs["pads"]), list(node.attrs["dilations"]), 0, base, True)
+        y = _onnx_qmatmul(b, cols, node, base)  # (N, out, O)
+        y = b.op("Transpose", [y], base, perm=[0, 2, 1])
+        b.op("Reshape", [y, b.i64([shape[0], w.shape[0], *osp])], base, out=node.outputs[0])
+
+    def c(self, e: CEmitter, node: Node) -> None:
+        _c_qconv(e, node)
+
+
+@register
+class QLinear(_WeightOp):
+    name = "QLinear"
+    attrs = dict(_WEIGHT_ATTRS)
+
+    def ref(self, node: Node, xs: list[np.ndarray], engine: str) -> np.ndarray:
+        return imatmul(xs[0], np.asarray(node.attrs["w"], np.int64).T, engine)
+
+    def onnx(self, b: OnnxBuilder, g: Graph, node: Node) -> None:
+        out = node.outputs[0]
+        y = _onnx_qmatmul(b, node.inputs[0], node, out)
+        b.op("Identity", [y], out, out=out)
+
+    def c(self, e: CEmitter, node: Node) -> None:
+        _c_qlinear(e, node)
