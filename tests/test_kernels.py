@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from hqc import ckernels, intref
 from hqc.choices import parse_choice
+from hqc.intops.base import weighted_sum_bounds
 from hqc.ir import Graph, Value
-from hqc.passes.lower_int import INT_DOMAIN, _Lowerer, layer_codes
+from hqc.passes.lower_int import INT_DOMAIN, layer_codes
 from hqc.quant import pack_codes, unpack_codes
 from tests.test_lower_common import TINY, events, groups_of, lower_zoo
 from tests.zoo import example_spikformer
@@ -129,7 +130,7 @@ def _harness(tmp, kind: str, choice: str, in_shape, in_range, wshape, seed, **co
     g.add_node(kind, ["x"], ["y"], attrs, name="y", domain=INT_DOMAIN)
     g.values["y"] = Value(tuple(out_shape), "int64")
     g.outputs = ["y"]
-    g.meta["bounds"] = {"x": tuple(in_range), "y": _Lowerer._acc_bounds(lc.w_int, *in_range)}
+    g.meta["bounds"] = {"x": tuple(in_range), "y": weighted_sum_bounds(lc.w_int, tuple(in_range))}
     d = tmp / f"{kind}_{choice}_{seed}"
     ckernels.write_kernels(g, d)
     return g, ckernels.build(d)
