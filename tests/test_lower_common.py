@@ -129,3 +129,34 @@ def bn_forms_onnx(tmp: Path, dynamo: bool, seed: int = 0) -> Path:
         else:
             torch.onnx.export(m, (x,), str(path), dynamo=False, opset_version=17)
     return path
+
+
+# --------------------------------------------------------------------------- back ends
+def backends_agree(graph, x_groups: np.ndarray, tmp: Path, c: bool = True) -> np.ndarray:
+    """Run a lowered graph on stacked model inputs (G, *input shape) in the numpy
+    reference, onnxruntime (model.int.onnx) and the compiled C kernels; assert that the
+    three give identical integer outputs; return the reference's (G, *output shape)."""
+    from hqc import ckernels, int_onnx, intref
+
+    ref = intref.run(graph, x_groups)[0]
+    got = int_onnx.run_ort(int_onnx.session(int_onnx.to_int_onnx(graph)), x_groups)
+    assert got.dtype == np.int64 and np.array_equal(got, ref), "onnxruntime differs from the numpy reference"
+    if c:
+        d = Path(tmp) / "kernels"
+        ckernels.write_kernels(graph, d)
+        out = ckernels.run_binary(ckernels.build(d), x_groups, int(np.prod(ref.shape[1:])))
+        assert np.array_equal(out, ref.reshape(len(ref), -1)), "the C kernels differ from the numpy reference"
+    return ref
+
+
+def export_onnx(model: nn.Module, x: np.ndarray, path: Path, dynamo: bool) -> Path:
+    """Export a torch model with either exporter (TorchScript at opset 17), quietly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        xt = torch.from_numpy(np.ascontiguousarray(x))
+        if dynamo:
+            torch.onnx.export(model, (xt,), str(path), dynamo=True, verbose=False)
+        else:
+            torch.onnx.export(model, (xt,), str(path), dynamo=False, opset_version=17)
+    return path

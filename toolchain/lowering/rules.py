@@ -1,6 +1,6 @@
 """The registry of lowering rules: frontend op → function(lowerer, node).
 
-Rules live in the modules of their family (hqc.lowering.tensor, arith, layers, neurons)
+Rules live in the modules of their family (hqc.lowering.tensor, arith, layers, pool, neurons)
 and register themselves with `@rule("Op", ...)`; `RULE_MODULES` lists those modules.
 """
 
@@ -16,7 +16,13 @@ if TYPE_CHECKING:
 
 Rule = Callable[["Lowerer", "Node"], Any]
 RULES: dict[str, Rule] = {}
-RULE_MODULES = ("hqc.lowering.tensor", "hqc.lowering.arith", "hqc.lowering.layers", "hqc.lowering.neurons")
+RULE_MODULES = (
+    "hqc.lowering.tensor",
+    "hqc.lowering.arith",
+    "hqc.lowering.layers",
+    "hqc.lowering.pool",
+    "hqc.lowering.neurons",
+)
 
 
 def rule(*ops: str) -> Callable[[Rule], Rule]:
