@@ -23,6 +23,7 @@ arithmetic (checked at compile time).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from hqc.ir import Graph
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build", "ctype", "emit_kernels", "pack_bits", "run_binary", "unpack_bits", "write_kernels"]
+__all__ = ["CModel", "build", "ctype", "emit_kernels", "pack_bits", "run_binary", "unpack_bits", "write_kernels"]
 
 
 def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
@@ -226,20 +227,31 @@ clean:
 """
 
 
-def emit_kernels(g: Graph) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """Lowered IR → ({file name: text} of kernels/, per-layer packed weight bytes).
+@dataclass
+class CModel:
+    """The emitted C model: {file name: text} of kernels/, per-layer packed weight bytes,
+    and the C type of every tensor's buffer (from its proven bound)."""
+
+    files: dict[str, str]
+    weight_bytes: list[dict[str, Any]]
+    c_types: dict[str, str]
+
+
+def emit_kernels(g: Graph) -> CModel:
+    """Lowered IR → the C model (files of kernels/, weight bytes, buffer types).
 
     Pre: `g` came from lower-int, graph.meta["bounds"] present. Post: `make` builds
     hqc_test, whose logits equal `hqc.intref.run` on the same inputs.
     """
     em = CEmitter(g)
     files = _emit(em)
-    return files, em.weight_bytes
+    return CModel(files, em.weight_bytes, dict(em.typ))
 
 
 def write_kernels(g: Graph, directory: str | Path) -> list[dict[str, Any]]:
     """Write kernels/ into `directory` (created); returns the per-layer weight bytes."""
-    files, wb = emit_kernels(g)
+    cm = emit_kernels(g)
+    files, wb = cm.files, cm.weight_bytes
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():

@@ -102,6 +102,30 @@ def _layout_of(graph: Graph, input_layout: str | None) -> str:
     return (input_layout or graph.meta.get("input_layout") or detect_layout(graph)).upper()
 
 
+def integer_ranges(g: Graph, c_types: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Per tensor of the lowered graph: its producer, the range proven by interval
+    arithmetic from the input range, the signed width it needs and the C type of its
+    buffer (`c_types`, from the C emitter: chosen from the range; logits are int64)."""
+    rows = []
+    bounds = g.meta["bounds"]
+    x = g.inputs[0]
+    rows.append({"tensor": x, "node": None, "op": "input", "range": list(bounds[x]),
+                 "bits": _signed_bits(*bounds[x]), "c_type": c_types[x]})
+    for node in g.nodes():
+        for t in node.outputs:
+            lo, hi = bounds[t]
+            rows.append({"tensor": t, "node": node.name, "op": node.op, "range": [lo, hi],
+                         "bits": _signed_bits(lo, hi), "c_type": c_types[t]})
+    return rows
+
+
+def _signed_bits(lo: int, hi: int) -> int:
+    """Bits of the smallest two's-complement (or, for lo ≥ 0, unsigned) integer holding lo..hi."""
+    if lo >= 0:
+        return max(1, int(hi).bit_length())
+    return max(int(hi).bit_length(), int(-lo - 1).bit_length()) + 1
+
+
 @dataclass
 class Lowering:
     """An integer model in memory: the lowering.json document, the lowered IR and records,
@@ -183,7 +207,11 @@ def lower(
         lower_int.DEFAULT_RESOLUTION_BITS if resolution_bits is None else resolution_bits,
         lower_int.DEFAULT_LOGIT_BITS if logit_bits is None else logit_bits,
     )
-    files, weight_bytes = ckernels.emit_kernels(lm.graph)
+    from hqc.intops import check_lowered
+
+    check_lowered(lm.graph)
+    cm = ckernels.emit_kernels(lm.graph)
+    files, weight_bytes = cm.files, cm.weight_bytes
     proto = int_onnx.to_int_onnx(lm.graph)
     by_layer = {w["layer"]: w["bytes"] for w in weight_bytes}
     for rec in lm.layers:
@@ -216,6 +244,7 @@ def lower(
             "fp32_weight_bytes": fp32,
             "compression": round(fp32 / packed, 3) if packed else None,
         },
+        "integer_ranges": integer_ranges(lm.graph, cm.c_types),
         "files": {"onnx": INT_ONNX, "kernels": KERNELS + "/", "lowered_ir": LOWERED_IR},
     }
     return Lowering(doc, lm, proto, files)
@@ -326,6 +355,9 @@ def verify_dir(
     d = Path(directory)
     doc = _read_doc(d)
     g = intref.load_lowered(d / LOWERED_IR)
+    from hqc.intops import check_lowered
+
+    check_lowered(g)
     ds = load_data(data)
     sp = ds.split(split)
     x, y = sp.x, sp.y

@@ -14,6 +14,17 @@ write its class in the module of its family (or a new one imported below).
 from __future__ import annotations
 
 from hqc.intops import arith, neuron, pool, tensor, weights  # noqa: F401  (register the ops)
-from hqc.intops.base import INT64_SAFE, INT_DOMAIN, OPS, Interval, IntOp, op_of, register
+from hqc.intops.base import (
+    INT64_SAFE,
+    INT_DOMAIN,
+    OPS,
+    Interval,
+    IntOp,
+    check_lowered,
+    op_of,
+    propagate_bounds,
+    register,
+)
 
-__all__ = ["INT64_SAFE", "INT_DOMAIN", "OPS", "Interval", "IntOp", "op_of", "register"]
+__all__ = ["INT64_SAFE", "INT_DOMAIN", "OPS", "Interval", "IntOp", "check_lowered", "op_of", "propagate_bounds",
+           "register"]

@@ -162,3 +162,33 @@ def weighted_sum_bounds(w: np.ndarray, x: Interval) -> Interval:
     hi_c = (pos * xhi + neg * xlo).sum(axis=1)
     lo_c = (pos * xlo + neg * xhi).sum(axis=1)
     return int(min(lo_c)), int(max(hi_c))
+
+
+def propagate_bounds(g: Graph, input_range: Interval) -> dict[str, Interval]:
+    """Every tensor's integer range, recomputed from the declared input range by each op's
+    interval arithmetic in topological order (independently of what the lowering stored)."""
+    out: dict[str, Interval] = {g.inputs[0]: (int(input_range[0]), int(input_range[1]))}
+    for node in g.nodes():
+        op = op_of(node)
+        ivs = op.bounds(node, [out[t] for t in node.inputs], g)
+        for t, iv in zip(node.outputs, ivs, strict=False):
+            out[t] = (int(iv[0]), int(iv[1]))
+    return out
+
+
+def check_lowered(g: Graph) -> None:
+    """Check a lowered graph against the dialect: every node is a registered op whose
+    inputs and attributes fit its declaration, and every stored bound equals the bound the
+    ops prove from the input range (so the C types chosen from them are safe).
+    Raises ModelError naming the first node or tensor that does not."""
+    bounds = g.meta.get("bounds")
+    if not bounds or g.inputs[0] not in bounds:
+        raise ModelError("lowered graph without integer bounds")
+    for node in g.nodes():
+        op_of(node).check(node)
+    proved = propagate_bounds(g, bounds[g.inputs[0]])
+    for t, iv in proved.items():
+        if tuple(bounds.get(t, ())) != iv:
+            raise ModelError(f"tensor {t!r}: stored bound {bounds.get(t)} differs from the proven {list(iv)}")
+        if max(abs(iv[0]), abs(iv[1])) >= INT64_SAFE:
+            raise ModelError(f"tensor {t!r}: proven range {iv[0]}..{iv[1]} exceeds int64")
