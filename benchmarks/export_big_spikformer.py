@@ -1,7 +1,9 @@
 """Export SpikingJelly 2.0's Spikformer at benchmark size (~4,000 ONNX nodes) for import-speed runs.
 
 Default: depth 2, dim 256, 16 heads, T=16, 32x32 input with 2 channels (patch 4, 10 classes),
-dynamo exporter (weights in ``<out>.data``). ``--no-dynamo`` uses the TorchScript exporter
+dynamo exporter (weights in ``<out>.data``). ``--paper`` is the Spikformer paper's
+CIFAR10-DVS configuration: 128x128 two-channel input, patch 16 (the 4-conv tokenizer
+pools at every stage: 8x8 tokens), dim 256, 16 heads, 2 blocks, T = 16 (2.56 M parameters). ``--no-dynamo`` uses the TorchScript exporter
 (opset 17); SpikingJelly's default neuron is a custom op (``sj_lif::forward``) that only the
 dynamo exporter lowers, so ``--no-dynamo`` swaps every LIFNode's surrogate for a Heaviside
 module defined here (SpikingJelly then runs its plain Torch loop, which TorchScript unrolls).
@@ -46,7 +48,8 @@ class HeavisideSurrogate(nn.Module):
 
 
 def build(
-    depth: int, dim: int, heads: int, T: int, img: int, in_channels: int, user_surrogate: bool
+    depth: int, dim: int, heads: int, T: int, img: int, in_channels: int, user_surrogate: bool,
+    patch: int = 4,
 ) -> nn.Module:
     """The SpikingJelly Spikformer in eval mode with seeded weights and non-trivial BN stats."""
     from spikingjelly.activation_based import neuron
@@ -58,7 +61,7 @@ def build(
         in_channels=in_channels,
         img_size_h=img,
         img_size_w=img,
-        patch_size=4,
+        patch_size=patch,
         num_classes=10,
         embed_dims=dim,
         num_heads=heads,
@@ -101,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--T", type=int, default=16)
     ap.add_argument("--img", type=int, default=32)
     ap.add_argument("--in-channels", type=int, default=2)
+    ap.add_argument("--patch", type=int, default=4, choices=(4, 16))
+    ap.add_argument("--paper", action="store_true", help="the paper's configuration (overrides the sizes)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = ap.parse_args(argv)
 
@@ -108,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     dynamo = not args.no_dynamo
-    model = build(args.depth, args.dim, args.heads, args.T, args.img, args.in_channels, not dynamo)
+    if args.paper:
+        args.depth, args.dim, args.heads, args.T, args.img, args.in_channels, args.patch = 2, 256, 16, 16, 128, 2, 16
+    model = build(args.depth, args.dim, args.heads, args.T, args.img, args.in_channels, not dynamo, args.patch)
     g = torch.Generator().manual_seed(0)
     shape = (args.T, 1, args.in_channels, args.img, args.img)
     x = (torch.rand(shape, generator=g) < 0.3).float()
@@ -117,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
     nodes = len(onnx.load(str(args.out), load_external_data=False).graph.node)
     exporter = "dynamo" if dynamo else "torchscript"
-    print(f"{args.out}: {nodes} nodes ({exporter}, input {list(shape)}, export {seconds:.1f} s)")
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{args.out}: {nodes} nodes ({exporter}, input {list(shape)}, {params} parameters, export {seconds:.1f} s)")
     return 0
 
 
