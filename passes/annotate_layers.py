@@ -69,7 +69,7 @@ def value_kinds(graph: Graph):
         if p is None:
             return "real"
         if p.op == "LIF":
-            return "spikes"
+            return "spikes" if t == p.outputs[0] else "real"  # output 1 is the membrane
         if p.op in PASSTHROUGH:
             return kind(p.inputs[0])
         if p.op == "Concat":

@@ -5,21 +5,28 @@ Rewrite (per neuron, all T steps at once):
     x_t = Gather|Squeeze∘Slice|Squeeze∘Split (X, t)          for t < T
     {elementwise chain: Add/Sub/Mul/Div/compare/Cast/Where…}  (the unrolled membrane)
     S = Concat(Unsqueeze(s_0), …, Unsqueeze(s_{T-1}))
-        →  S = LIF(X)   with explicit tau, v_threshold, reset, decay_input, comparison
+    [M = Concat(Unsqueeze(h_0), …, Unsqueeze(h_{T-1}))]       (membrane read out)
+        →  S[, M] = LIF(X)   with explicit tau, v_threshold, reset, decay_input, comparison
 
 How a neuron is found does not depend on the exporter: the elementwise ops of the graph
 are split into connected components; a component holding a comparison is a neuron
-candidate. Its boundary inputs are the T input currents x_t and its boundary outputs the
-T spike trains s_t (ordered by data dependence: s_t depends on x_0..x_t). The parameters
-are identified by *probing the component numerically* (its membrane before the compare,
-at chosen inputs) and then checked by simulating the fitted LIF against the component on
-random inputs. Anything that does not fit — several neurons merged by a per-step
-residual, a membrane used outside the neuron, an unknown charge equation — is a
-`NeuronError` naming the ONNX nodes; it is never passed through as float ops.
+candidate. Its comparisons, grouped by the tensor they read, are the fire events; the
+events of one neuron form a chain by data dependence (s_t depends on x_0..x_t), and a
+component whose chains branch (the TorchScript exporter shares the first steps of two
+neurons that read the same currents) holds one neuron per root-to-leaf chain, the shared
+nodes belonging to each. A neuron's boundary outputs are spikes s_t (a compare, through
+Cast / ×1 / Where(c, 1, 0)) or its charged membrane h_t (snnTorch's `mem`, read out as
+logits); the last fire of a neuron whose spikes nobody reads may be dead code the
+exporter dropped. The parameters are identified by *probing the component numerically*
+(its membrane before the compare, at chosen inputs) and then checked by simulating the
+fitted LIF against the component on random inputs, spikes and membrane outputs alike.
+Anything that does not fit — several neurons merged by a per-step residual, a membrane
+after the reset used outside the neuron, an unknown charge equation — is a `NeuronError`
+naming the ONNX nodes; it is never passed through as float ops.
 
 When the inputs are not slices of one tensor (snnTorch runs its layers per time step),
 the lift stacks them (Unsqueeze+Concat) and slices the outputs (Gather), so the LIF node
-is always multi-step.
+is always multi-step. It has the membrane output M only when some h_t is read.
 
 Pre: canonicalized graph (static shapes). Post: no comparison op outside a LIF node.
 Idempotent: LIF nodes are not elementwise, so a second run finds no candidate.
@@ -42,14 +49,19 @@ from hqc.passes.base import Context, Pass, PassResult, register
 log = logging.getLogger(__name__)
 
 AGREEMENT = 0.999  # fraction of spikes the fitted LIF must reproduce on random probes
+SNAP_RTOL = 1e-6  # a subtractive reset this close to thr or thr/beta is that value
 
 
 @dataclass
 class Component:
-    nodes: list[str]  # topological order
-    inputs: list[str]  # boundary input tensors, time order
-    outputs: list[str]  # spike tensors, time order
-    compares: list[str]  # compare node per step (feeding outputs[t])
+    """One neuron (all T steps) found in a connected component of elementwise ops."""
+
+    nodes: list[str]  # topological order; may share a prefix with a sibling neuron
+    inputs: list[str]  # boundary input currents x_t, time order
+    spikes: list[list[str]]  # per step t, the boundary outputs that are s_t
+    membranes: list[list[str]]  # per step t, the boundary outputs that claim to be h_t
+    compares: list[list[str]]  # per step t, its comparison nodes ([] for a dead last fire)
+    watch: list[str]  # per step t, the tensor the probe reads as h_t
 
 
 def _components(graph: Graph) -> list[list[str]]:
@@ -83,8 +95,26 @@ def _names(graph: Graph, nodes: list[str], limit: int = 4) -> str:
     return shown + (f" … ({len(nodes)} nodes)" if len(nodes) > limit else "")
 
 
-def _analyze(graph: Graph, nodes: list[str]) -> Component:
+def _not_one_neuron(T: int, n_out: int, where: str) -> NeuronError:
+    return NeuronError(
+        f"cannot lift spiking nonlinearity: {T} input current(s) and {n_out} output(s) "
+        f"do not form one neuron unrolled over time (nodes {where})"
+    )
+
+
+def _neurons(graph: Graph, nodes: list[str]) -> list[Component]:
+    """Split one component into its neurons.
+
+    A fire event is the set of comparisons that read one tensor (snnTorch's TorchScript
+    export recomputes each spike for the next step's reset). Within a neuron the events
+    form a chain by data dependence; exporters that share common subexpressions (the
+    TorchScript exporter's CSE merges two neurons that read the same currents up to
+    their first compare) make the chains of several neurons a tree. Each root-to-leaf
+    path is one neuron; nodes on the shared prefix belong to every neuron through it.
+    """
     members = set(nodes)
+    where = _names(graph, nodes)
+    index = {n: i for i, n in enumerate(nodes)}
     inputs: list[str] = []
     for n in nodes:
         for t in graph.node(n).inputs:
@@ -96,43 +126,156 @@ def _analyze(graph: Graph, nodes: list[str]) -> Component:
     outputs: list[str] = []
     for n in nodes:
         for t in graph.node(n).outputs:
-            external = t in graph.outputs or any(c.name not in members for c in graph.consumers(t))
-            if external:
+            if t in graph.outputs or any(c.name not in members for c in graph.consumers(t)):
                 outputs.append(t)
-    where = _names(graph, nodes)
     if not inputs:
         raise NeuronError(f"spiking nonlinearity with no input current (nodes {where})")
-    # dependence of each output on the inputs, inside the component
-    deps: dict[str, set[str]] = {}
+    anc: dict[str, int] = {}  # node -> bit set of its ancestors in the component (itself included)
+    deps: dict[str, frozenset[str]] = {}  # tensor -> the boundary inputs it depends on
     for n in nodes:
         node = graph.node(n)
-        acc: set[str] = set()
+        mask, acc = 1 << index[n], set()
         for t in node.inputs:
+            p = graph.producer(t) if t else None
+            if p is not None and p.name in members:
+                mask |= anc[p.name]
             if t in inputs:
                 acc.add(t)
             elif t in deps:
                 acc |= deps[t]
+        anc[n] = mask
         for t in node.outputs:
-            deps[t] = acc
-    T = len(inputs)
-    in_rank = {x: sum(1 for o in outputs if x in deps[o]) for x in inputs}
-    out_rank = {o: len(deps[o]) for o in outputs}
-    if len(outputs) != T or sorted(in_rank.values()) != list(range(1, T + 1)) or sorted(out_rank.values()) != list(
-        range(1, T + 1)
-    ):
-        raise NeuronError(
-            f"cannot lift spiking nonlinearity: {T} input current(s) and {len(outputs)} output(s) "
-            f"do not form one neuron unrolled over time (nodes {where})"
-        )
-    inputs = sorted(inputs, key=lambda x: -in_rank[x])
-    outputs = sorted(outputs, key=lambda o: out_rank[o])
-    compares = []
+            deps[t] = frozenset(acc)
+
+    events: dict[tuple[str, ...], list[str]] = {}
+    for n in nodes:
+        node = graph.node(n)
+        if node.op in COMPARE:
+            key = tuple(t for t in node.inputs if not graph.is_const(t))
+            events.setdefault(key, []).append(n)
+    keys = list(events)
+    ev_bits = [sum(1 << index[c] for c in events[k]) for k in keys]
+    ev_anc: list[set[int]] = []
+    for i, k in enumerate(keys):
+        reach = 0
+        for c in events[k]:
+            reach |= anc[c]
+        ev_anc.append({j for j in range(len(keys)) if j != i and ev_bits[j] & reach})
+    parent: list[int | None] = []
+    for i in range(len(keys)):
+        if not ev_anc[i]:
+            parent.append(None)
+            continue
+        up = max(ev_anc[i], key=lambda j: len(ev_anc[j]))
+        if ev_anc[i] != ev_anc[up] | {up}:  # the spikes of two neurons meet: not one chain
+            raise _not_one_neuron(len(inputs), len(outputs), where)
+        parent.append(up)
+    children = {i: [j for j in range(len(keys)) if parent[j] == i] for i in range(len(keys))}
+    paths = []
+    for leaf in (i for i in range(len(keys)) if not children[i]):
+        path = [leaf]
+        while parent[path[-1]] is not None:
+            path.append(parent[path[-1]])  # type: ignore[arg-type]
+        paths.append(path[::-1])
+    paths.sort(key=lambda p: min(index[c] for c in events[keys[p[-1]]]))
+    compare_event = {c: i for i, k in enumerate(keys) for c in events[k]}
+
+    def events_of(t: str) -> set[int]:
+        p = graph.producer(t)
+        bits = anc[p.name] if p is not None else 0
+        return {j for j in range(len(keys)) if ev_bits[j] & bits}
+
+    # Each boundary output goes to the neuron(s) whose events explain it; one shared by
+    # several (a CSE'd prefix) goes to the neuron whose other outputs share its sink.
+    spike_event = {o: compare_event.get(_compare_of(graph, o, members) or "") for o in outputs}
+    candidates = {}
     for o in outputs:
-        c = _compare_of(graph, o, members)
-        if c is None:
-            raise NeuronError(f"cannot lift spiking nonlinearity: output {o!r} is not a spike (nodes {where})")
-        compares.append(c)
-    return Component(nodes, inputs, outputs, compares)
+        evs = events_of(o)
+        if spike_event[o] is not None:
+            evs.add(spike_event[o])
+        candidates[o] = [k for k, p in enumerate(paths) if evs <= set(p)]
+        if not candidates[o]:
+            raise _not_one_neuron(len(inputs), len(outputs), where)
+    owner = {o: c[0] for o, c in candidates.items() if len(c) == 1}
+    for o, cands in candidates.items():
+        if o not in owner:
+            mine = _sinks(graph, o, members)
+            owner[o] = next(
+                (k for k in cands if any(_sinks(graph, q, members) & mine for q, kq in owner.items() if kq == k)),
+                cands[0],
+            )
+    comps = []
+    for k, path in enumerate(paths):
+        outs = [o for o in outputs if owner[o] == k]
+        if not outs:  # every output of this chain is an equal one of a sibling's
+            continue
+        bits = 0
+        for o in outs:
+            bits |= anc[graph.producer(o).name]  # type: ignore[union-attr]
+        mine = [n for n in nodes if bits >> index[n] & 1]
+        path_events = [[c for c in events[keys[i]] if bits >> index[c] & 1] for i in path]
+        if not all(path_events):
+            raise _not_one_neuron(len(inputs), len(outputs), where)
+        comps.append(_neuron(graph, mine, inputs, outs, path_events, deps, spike_event, path))
+    return comps
+
+
+def _sinks(graph: Graph, tensor: str, members: set[str]) -> set[str]:
+    """The nodes outside the component that consume a tensor (looking through Unsqueeze)."""
+    out = set()
+    for c in graph.consumers(tensor):
+        if c.name in members:
+            continue
+        if c.op == "Unsqueeze":
+            out |= {d.name for d in graph.consumers(c.outputs[0])}
+        else:
+            out.add(c.name)
+    return out
+
+
+def _neuron(
+    graph: Graph,
+    nodes: list[str],
+    all_inputs: list[str],
+    outs: list[str],
+    path_events: list[list[str]],
+    deps: dict[str, frozenset[str]],
+    spike_event: dict[str, int | None],
+    path: list[int],
+) -> Component:
+    """Order one neuron's inputs and outputs in time and classify its outputs."""
+    where = _names(graph, nodes)
+    used = {t for n in nodes for t in graph.node(n).inputs}
+    inputs = [x for x in all_inputs if x in used]
+    T = len(inputs)
+    anchors = [deps[graph.node(ev[0]).outputs[0]] for ev in path_events] + [deps[o] for o in outs]
+    levels = sorted(set(anchors), key=len)
+    if [len(lv) for lv in levels] != list(range(1, T + 1)) or any(
+        not a < b for a, b in zip(levels, levels[1:], strict=False)
+    ):
+        raise _not_one_neuron(T, len(outs), where)
+    inputs = [next(iter(levels[0]))] + [next(iter(b - a)) for a, b in zip(levels, levels[1:], strict=False)]
+    ev_steps = [len(deps[graph.node(ev[0]).outputs[0]]) - 1 for ev in path_events]
+    K = len(path_events)
+    spikes: list[list[str]] = [[] for _ in range(T)]
+    membranes: list[list[str]] = [[] for _ in range(T)]
+    step_of_event = dict(zip(path, ev_steps, strict=True))
+    for o in outs:
+        t = len(deps[o]) - 1
+        e = spike_event[o]
+        if e is not None and e in step_of_event:
+            if step_of_event[e] != t:
+                raise _not_one_neuron(T, len(outs), where)
+            spikes[t].append(o)
+        else:
+            membranes[t].append(o)
+    if ev_steps != list(range(K)) or not (K == T or (K == T - 1 and membranes[T - 1])):
+        raise _not_one_neuron(T, len(outs), where)
+    compares = [list(ev) for ev in path_events] + [[]] * (T - K)
+    watch = [_threshold_and_margin(graph, graph.node(ev[0]))[2] for ev in path_events]
+    if K < T:
+        watch.append(membranes[T - 1][0])
+    return Component(nodes, inputs, spikes, membranes, compares, watch)
 
 
 def _compare_of(graph: Graph, tensor: str, members: set[str]) -> str | None:
@@ -191,8 +334,8 @@ def _threshold_and_margin(graph: Graph, cmp: Node) -> tuple[float, str, str, int
 class _Probe:
     """Evaluates a component in float64 numpy on chosen boundary inputs."""
 
-    def __init__(self, graph: Graph, comp: Component, watch: list[str]) -> None:
-        self.graph, self.comp, self.watch = graph, comp, watch
+    def __init__(self, graph: Graph, comp: Component) -> None:
+        self.graph, self.comp = graph, comp
         self.shape = tuple(int(d) for d in graph.shape(comp.inputs[0]))  # type: ignore[union-attr]
         self.consts: dict[str, np.ndarray] = {}
         for nid in comp.nodes:
@@ -209,7 +352,8 @@ class _Probe:
         # probes need the full shape only when a constant varies per element
         self.probe_shape = ((1,) * (rank - 1) + (min(n, 4096),)) if uniform and rank else self.shape
 
-    def run(self, xs: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def run(self, xs: list[np.ndarray], read: list[str]) -> list[np.ndarray]:
+        """The values of the tensors `read` (float64) when the inputs are xs."""
         env: dict[str, np.ndarray] = {t: x for t, x in zip(self.comp.inputs, xs, strict=True)}
         for nid in self.comp.nodes:
             node = self.graph.node(nid)
@@ -227,32 +371,31 @@ class _Probe:
             outs = evaluate(node.op, attrs, args)
             for t, v in zip(node.outputs, outs, strict=False):
                 env[t] = v
-        return [env[w] for w in self.watch], [np.asarray(env[o], np.float64) for o in self.comp.outputs]
+        return [np.asarray(env[t], np.float64) for t in read]
 
 
 def _fit(graph: Graph, comp: Component) -> LIFParams:
     where = _names(graph, comp.nodes)
     T = len(comp.inputs)
-    ths, cmps, membranes = [], [], []
-    for c in comp.compares:
-        th, cmpop, mem, _ = _threshold_and_margin(graph, graph.node(c))
+    ths, cmps = [], []
+    for c in (c for step in comp.compares for c in step):
+        th, cmpop, _, _ = _threshold_and_margin(graph, graph.node(c))
         ths.append(th)
         cmps.append(cmpop)
-        membranes.append(mem)
     if len(set(ths)) != 1 or len(set(cmps)) != 1:
         raise NeuronError(f"cannot lift spiking nonlinearity: thresholds or comparisons differ across time steps (nodes {where})")
     th, comparison = ths[0], cmps[0]
     shapes = {tuple(graph.shape(x) or ()) for x in comp.inputs}
     if len(shapes) != 1:
         raise NeuronError(f"cannot lift spiking nonlinearity: input currents differ in shape (nodes {where})")
-    probe = _Probe(graph, comp, membranes)
+    probe = _Probe(graph, comp)
     shape = probe.shape
 
     scalar_shape = (1,) * len(shape)  # broadcasts against per-channel / batch constants
 
     def h(xs_scalar: list[float]) -> list[float]:
-        mem, _ = probe.run([np.full(scalar_shape, v, np.float64) for v in xs_scalar])
-        return [float(np.asarray(m).reshape(-1)[0]) for m in mem]
+        mem = probe.run([np.full(scalar_shape, v, np.float64) for v in xs_scalar], comp.watch)
+        return [float(m.reshape(-1)[0]) for m in mem]
 
     zero = [0.0] * T
     h0 = h(zero)
@@ -301,41 +444,83 @@ def _fit(graph: Graph, comp: Component) -> LIFParams:
     expect_gamma = vr / tau if math.isfinite(tau) else 0.0
     if not ok or abs(gamma - expect_gamma) > 1e-6 * scale or tau <= 0:
         raise NeuronError(f"cannot lift spiking nonlinearity: unsupported charge equation (nodes {where})")
+    tau = _snap_tau(tau, decay_input, beta_in, alpha)
+    th = _snap(th)
+    if reset_by is not None:
+        # snnTorch's subtract reset is thr/beta in this form: keep it exact, not rounded
+        beta = 1.0 - 1.0 / tau if math.isfinite(tau) else 1.0
+        nice = [th, th / beta] if beta > 0 else [th]
+        reset_by = next((c for c in nice if abs(reset_by - c) <= SNAP_RTOL * abs(c)), _snap(reset_by, scale))
     params = LIFParams(
-        tau=_snap(tau),
+        tau=tau,
         v_threshold=th,
-        v_reset=None if v_reset is None else _snap(v_reset),
+        v_reset=None if v_reset is None else _snap(v_reset, scale),
         decay_input=decay_input,
         comparison=comparison,
-        reset_by=None if reset_by is None else _snap(reset_by),
-        v_init=_snap(v_init),
+        reset_by=reset_by,
+        v_init=_snap(v_init, scale),
     )
     _validate(graph, comp, probe, params, where)
     return params
 
 
-def _snap(v: float) -> float:
-    """Undo float32 noise of the probe (2.0000001 → 2.0); keeps 6 significant digits."""
-    if not math.isfinite(v) or v == 0:
-        return v
-    return float(f"{v:.6g}")
+def _snap(v: float, scale: float = 0.0) -> float:
+    """The shortest decimal with the same float32 value as v: the probe computes in
+    float64 on the graph's float32 constants, so 0.30000001192 (float32 0.3) and
+    2.0000000000000004 are 0.3 and 2.0 — the value the user wrote, exact in float32.
+    A value within float64 noise of 0 at this scale (a v_reset of -1.7e-16) is 0."""
+    if not math.isfinite(v) or abs(v) <= 1e-12 * scale:
+        return 0.0 if math.isfinite(v) else v
+    f32 = np.float32(v)
+    for digits in range(1, 10):
+        c = float(f"{v:.{digits}g}")
+        if np.float32(c) == f32:
+            return c
+    return v
+
+
+def _snap_tau(tau: float, decay_input: bool, beta_in: float, alpha: float) -> float:
+    """tau, read from whichever constant the graph holds: tau itself (SpikingJelly divides,
+    `Div(·, 3.0)`), 1/tau (PLIF multiplies the input by sigmoid(w)) or beta (snnTorch
+    multiplies the membrane, `Mul(0.9, ·)`: float32 0.9 gives tau 9.9999976 but beta 0.9).
+    Each reading is snapped (`_snap`); the shortest decimal wins."""
+    if not math.isfinite(tau):
+        return tau
+    cands = [_snap(tau)]
+    k = _snap(beta_in) if decay_input else 1.0 - _snap(alpha)
+    if k > 0:
+        cands.append(float(f"{1.0 / k:.12g}"))  # drop the float64 noise of the division
+    return min(cands, key=lambda c: len(repr(c)))
 
 
 def _validate(graph: Graph, comp: Component, probe: _Probe, p: LIFParams, where: str) -> None:
+    """Simulate the fitted LIF against the component on random currents: its spikes (the
+    compares of every step) and its membrane outputs (h_t) must agree."""
     rng = np.random.default_rng(0)
     T = len(comp.inputs)
     scale = max(1.0, abs(p.v_threshold))
     shape = (T,) + probe.probe_shape
     x = rng.normal(0.0, 1.0, size=shape) * scale
     x += rng.choice([0.0, 1.0, 2.0], size=shape) * scale  # spike-count-like currents
-    _, outs = probe.run([x[t] for t in range(T)])
-    got = np.stack(outs)
-    want = lif_numpy(x, p)
-    agree = float(np.mean(got == want))
-    if agree < AGREEMENT:
+    spiking = [(t, graph.node(c).outputs[0]) for t, cs in enumerate(comp.compares) for c in cs]
+    spiking += [(t, s) for t, ss in enumerate(comp.spikes) for s in ss]
+    mems = [(t, m) for t, ms in enumerate(comp.membranes) for m in ms]
+    got = probe.run([x[t] for t in range(T)], [s for _, s in spiking] + [m for _, m in mems])
+    want_s, want_h = lif_numpy(x, p, return_membrane=True)
+    agree = [got[i] == want_s[t] for i, (t, _) in enumerate(spiking)]
+    rate = float(np.mean(np.concatenate([a.reshape(-1) for a in agree])))
+    if rate < AGREEMENT:
         raise NeuronError(
-            f"cannot lift spiking nonlinearity: fitted LIF reproduces only {agree:.1%} of its spikes (nodes {where})"
+            f"cannot lift spiking nonlinearity: fitted LIF reproduces only {rate:.1%} of its spikes (nodes {where})"
         )
+    for i, (t, m) in enumerate(mems):
+        h = got[len(spiking) + i]
+        close = float(np.mean(np.isclose(h, want_h[t], rtol=1e-5, atol=1e-6 * scale)))
+        if close < AGREEMENT:
+            raise NeuronError(
+                f"cannot lift spiking nonlinearity: output {m!r} is neither a spike nor the membrane "
+                f"of the neuron (nodes {where})"
+            )
 
 
 def _time_source(graph: Graph, xs: list[str]) -> tuple[str, int] | None:
@@ -416,11 +601,11 @@ def _stack_sink(graph: Graph, outs: list[str], axis: int, members: set[str]) -> 
     return concat.name
 
 
-def _lift(graph: Graph, comp: Component, params: LIFParams, index: int) -> str:
+def _lift(graph: Graph, comp: Component, params: LIFParams, name: str, members: set[str]) -> str:
+    """Replace the neuron's nodes by `S[, M] = LIF(X)`; members: every node of its component."""
     T = len(comp.inputs)
     xshape = tuple(graph.shape(comp.inputs[0]))
     ts = _time_source(graph, comp.inputs)
-    name = _neuron_name(graph, comp, index)
     if ts is not None:
         X, axis = ts
     else:
@@ -435,34 +620,43 @@ def _lift(graph: Graph, comp: Component, params: LIFParams, index: int) -> str:
         X = graph.fresh(f"{name}.X")
         graph.add_node("Concat", ups, [X], {"axis": 0}, name=f"{name}.stack")
         graph.values[X] = Value((T,) + xshape, "float32")
-    sink = _stack_sink(graph, comp.outputs, axis, set(comp.nodes))
+    kinds = [comp.spikes] + ([comp.membranes] if any(comp.membranes) else [])
+    sinks = [
+        _stack_sink(graph, [o[0] for o in per_step], axis, members) if all(len(o) == 1 for o in per_step) else None
+        for per_step in kinds
+    ]
     for nid in comp.nodes:
-        graph.remove_node(nid)
+        if nid in graph.g:  # a prefix shared with a sibling neuron goes with the first
+            graph.remove_node(nid)
+    outs = []
+    for sink, suffix in zip(sinks, ("S", "M"), strict=False):
+        if sink is not None:
+            outs.append(graph.node(sink).outputs[0])
+            graph.remove_node(sink)
+        else:
+            outs.append(graph.fresh(f"{name}.{suffix}"))
+            graph.values[outs[-1]] = Value(tuple(graph.shape(X)), "float32")
     p = LIFParams(**{**params.__dict__, "time_axis": axis})
-    if sink is not None:
-        S = graph.node(sink).outputs[0]
-        graph.remove_node(sink)
-        graph.add_node("LIF", [X], [S], p.to_attrs(), name=name, domain="ai.hqc")
-    else:
-        S = graph.fresh(f"{name}.S")
-        graph.add_node("LIF", [X], [S], p.to_attrs(), name=name, domain="ai.hqc")
-        graph.values[S] = Value(tuple(graph.shape(X)), "float32")
-        for t, s in enumerate(comp.outputs):
-            idx = graph.add_const(graph.fresh(f"{name}.t"), np.array(t, np.int64))
-            graph.add_node("Gather", [S, idx], [s], {"axis": axis}, name=f"{name}.step{t}")
-            graph.values[s] = Value(xshape, "float32")
+    graph.add_node("LIF", [X], outs, p.to_attrs(), name=name, domain="ai.hqc")
+    for out, sink, per_step, kind in zip(outs, sinks, kinds, ("step", "mem"), strict=False):
+        if sink is not None:
+            continue
+        for t, tensors in enumerate(per_step):
+            for s in tensors:
+                idx = graph.add_const(graph.fresh(f"{name}.t"), np.array(t, np.int64))
+                graph.add_node("Gather", [out, idx], [s], {"axis": axis}, name=f"{name}.{kind}{t}")
+                graph.values[s] = Value(xshape, "float32")
     return name
 
 
-def _neuron_name(graph: Graph, comp: Component, index: int) -> str:
-    """The torch module of the neuron when the exporter recorded it, else lif_<i>."""
+def _module_of(graph: Graph, comp: Component) -> str | None:
+    """The torch module of the neuron when the exporter recorded it (most of its nodes)."""
     counts: dict[str, int] = {}
     for nid in comp.nodes:
         m = module_path(graph.node(nid))
         if m:
             counts[m] = counts.get(m, 0) + 1
-    base = max(sorted(counts), key=lambda k: counts[k]) if counts else f"lif_{index}"
-    return base if base not in graph.g else graph.fresh(base)
+    return max(sorted(counts), key=lambda k: counts[k]) if counts else None
 
 
 @register
@@ -470,12 +664,15 @@ class RecognizeNeurons(Pass):
     name = "recognize-neurons"
 
     def run(self, graph: Graph, ctx: Context) -> PassResult:
-        comps = _components(graph)
-        lifted = []
-        for i, nodes in enumerate(comps):
-            comp = _analyze(graph, nodes)
-            params = _fit(graph, comp)
-            lifted.append(_lift(graph, comp, params, i))
+        lifted: list[str] = []
+        for nodes in _components(graph):
+            neurons = _neurons(graph, nodes)
+            # fit and name them all before any lift: siblings may share a prefix of nodes
+            fitted = [(comp, _fit(graph, comp), _module_of(graph, comp)) for comp in neurons]
+            for comp, params, module in fitted:
+                name = module or f"lif_{len(lifted)}"
+                name = name if name not in graph.g else graph.fresh(name)
+                lifted.append(_lift(graph, comp, params, name, set(nodes)))
         dead = graph.remove_dead()
         if lifted:
             from hqc.shapes import infer_shapes

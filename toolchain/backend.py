@@ -35,7 +35,7 @@ from hqc.layout import detect_layout
 from hqc.lif import LIFParams
 
 SURROGATE_ALPHA = 4.0
-WEIGHT_OPS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (1,)}
+WEIGHT_OPS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (0, 1)}  # MatMul: W·x or x·W
 
 _TORCH_DTYPES = {
     "float32": torch.float32,
@@ -71,11 +71,14 @@ def spike_fn(m: torch.Tensor, strict: bool, training: bool) -> torch.Tensor:
     return s
 
 
-def lif_torch(x: torch.Tensor, p: LIFParams, training: bool) -> torch.Tensor:
+def lif_torch(
+    x: torch.Tensor, p: LIFParams, training: bool, membrane: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """`hqc.lif` in torch: spikes, or (spikes, membrane h before each step's reset)."""
     xt = x.movedim(p.time_axis, 0)
     v = torch.full_like(xt[0], p.v_init)
     vr = p.v_reset if p.v_reset is not None else 0.0
-    out = []
+    out, mem = [], []
     for t in range(xt.shape[0]):
         xs = xt[t]
         if math.isfinite(p.tau):
@@ -88,7 +91,9 @@ def lif_torch(x: torch.Tensor, p: LIFParams, training: bool) -> torch.Tensor:
         else:
             v = h - s * (p.reset_by if p.reset_by is not None else p.v_threshold)
         out.append(s)
-    return torch.stack(out).movedim(0, p.time_axis)
+        mem.append(h)
+    spikes = torch.stack(out).movedim(0, p.time_axis)
+    return (spikes, torch.stack(mem).movedim(0, p.time_axis)) if membrane else spikes
 
 
 def _conv(n, a, m):
@@ -176,13 +181,46 @@ def _slice(n, a, m):
     steps = _ints(a[4]) if len(a) > 4 and a[4] is not None else [1] * len(starts)
     idx: list[Any] = [slice(None)] * x.dim()
     for s, e, ax, st in zip(starts, ends, axes, steps, strict=True):
-        if st < 0:
-            raise ModelError(f"node {n.name!r}: negative Slice steps are not supported")
         d = x.shape[ax % x.dim()]
+        if st < 0:  # ONNX: start clamped to [0, d-1], end to [-1, d-1]; torch slices forward only
+            s = max(0, min(d - 1, s + d if s < 0 else s))
+            e = max(-1, min(d - 1, e + d if e < 0 else e))
+            sel = torch.arange(s, e, st, device=x.device)
+            x = x.index_select(ax % x.dim(), sel)
+            continue
         s = max(0, min(d, s + d if s < 0 else s))
         e = max(0, min(d, e + d if e < 0 else e))
         idx[ax % x.dim()] = slice(s, e, st)
     return x[tuple(idx)]
+
+
+def _pad(n, a, m):
+    """ONNX Pad (opset ≥ 11 input form; constant, edge, reflect, wrap)."""
+    x = a[0]
+    pads = _ints(a[1])
+    value = float(a[2].reshape(-1)[0]) if len(a) > 2 and a[2] is not None and a[2].numel() else 0.0
+    axes = [v % x.dim() for v in _ints(a[3])] if len(a) > 3 and a[3] is not None else list(range(x.dim()))
+    r = len(axes)
+    width = {ax: (pads[i], pads[i + r]) for i, ax in enumerate(axes)}
+    mode = n.attrs.get("mode", "constant")
+    if isinstance(mode, bytes):
+        mode = mode.decode()
+    flat = [p for d in reversed(range(x.dim())) for p in width.get(d, (0, 0))]
+    if mode == "constant":
+        return F.pad(x, flat, mode="constant", value=value)
+    if mode not in ("edge", "reflect", "wrap"):
+        raise ModelError(f"node {n.name!r}: Pad mode {mode!r} is not supported")
+    if any(p < 0 for p in flat):
+        raise ModelError(f"node {n.name!r}: negative pads in {mode} mode are not supported")
+    tmode = {"edge": "replicate", "reflect": "reflect", "wrap": "circular"}[mode]
+    for d, (lo, hi) in sorted(width.items()):  # one axis at a time: torch pads the last dims only
+        if lo == hi == 0:
+            continue
+        y = x.movedim(d, -1)
+        shp = y.shape
+        y = F.pad(y.reshape(1, -1, shp[-1]), (lo, hi), mode=tmode)
+        x = y.reshape(*shp[:-1], y.shape[-1]).movedim(-1, d)
+    return x
 
 
 def _split(n, a, m):
@@ -235,7 +273,8 @@ def _cast(n, a, m):
 
 
 def _lif(n, a, m):
-    return lif_torch(a[0], LIFParams.from_attrs(n.attrs), m.training)
+    membrane = len(n.outputs) > 1 and bool(n.outputs[1])
+    return lif_torch(a[0], LIFParams.from_attrs(n.attrs), m.training, membrane)
 
 
 def _where(n, a, m):
@@ -318,6 +357,7 @@ OPS: dict[str, Callable] = {
     "Unsqueeze": _unsqueeze,
     "Concat": _concat,
     "Slice": _slice,
+    "Pad": _pad,
     "Split": _split,
     "Gather": _gather,
     "Expand": _expand,

@@ -1,8 +1,8 @@
 """LIF semantics: the attributes of the IR node `ai.hqc::LIF` and its numpy reference.
 
-One LIF node is one neuron layer over all T time steps: input X and output S have the
-same shape, time on axis `time_axis`. Per step t, with v the membrane (v = v_init before
-step 0):
+One LIF node is one neuron layer over all T time steps: `S = LIF(X)` or `S, M = LIF(X)`.
+Input X, spikes S and the optional membrane M have the same shape, time on axis
+`time_axis`. Per step t, with v the membrane (v = v_init before step 0):
 
     charge:   decay_input=1:  h = v + (x - (v - v_reset)) / tau
               decay_input=0:  h = v - (v - v_reset) / tau + x
@@ -12,8 +12,14 @@ step 0):
     reset:    hard (v_reset given):  v = s ? v_reset : h
               subtract:              v = h - s * reset_by      (reset_by defaults to v_threshold)
 
-This covers SpikingJelly's LIFNode (tau, decay_input, hard/soft reset, ">="),
-snnTorch's Leaky (beta = 1 - 1/tau, decay_input=0, ">"; its subtract reset equals
+The second output M, when present, is the charged membrane h of every step, before that
+step's fire and reset (M[t] = h_t). It is what snnTorch returns as `mem` and what models
+that read out the output layer's membrane as logits use: snnTorch's
+`mem_t = beta*mem_{t-1} + x_t - thr*s_{t-1}` is exactly h_t of this form with
+reset_by = thr/beta (v_{t-1} = h_{t-1} - s_{t-1}*thr/beta, h_t = beta*v_{t-1} + x_t).
+
+This covers SpikingJelly's LIFNode (tau, decay_input, hard/soft reset, ">="), IFNode
+(tau = inf) and ParametricLIFNode (tau = 1/sigmoid(w)), snnTorch's Leaky (beta = 1 - 1/tau, decay_input=0, ">"; its subtract reset equals
 reset_by = threshold / beta in this form) and hand-written loops. The attributes:
 
     tau (float > 0; inf for no leak), v_threshold (float), v_reset (float; absent means
@@ -96,8 +102,8 @@ class LIFParams:
         return d
 
 
-def lif_step(v: np.ndarray, x: np.ndarray, p: LIFParams) -> tuple[np.ndarray, np.ndarray]:
-    """One time step; returns (spike, new membrane). Works for any float dtype."""
+def lif_charge(v: np.ndarray, x: np.ndarray, p: LIFParams) -> np.ndarray:
+    """The charged membrane h of one step from the membrane v after the previous reset."""
     vr = p.v_reset if p.v_reset is not None else 0.0
     if math.isfinite(p.tau):
         if p.decay_input:
@@ -106,6 +112,11 @@ def lif_step(v: np.ndarray, x: np.ndarray, p: LIFParams) -> tuple[np.ndarray, np
             h = v - (v - vr) / p.tau + x
     else:
         h = v + x
+    return h
+
+
+def lif_fire_reset(h: np.ndarray, x: np.ndarray, p: LIFParams) -> tuple[np.ndarray, np.ndarray]:
+    """Fire and reset of one step; returns (spike, membrane after the reset)."""
     s = (h >= p.v_threshold) if p.comparison == ">=" else (h > p.v_threshold)
     s = s.astype(x.dtype)
     if p.v_reset is not None:
@@ -115,11 +126,23 @@ def lif_step(v: np.ndarray, x: np.ndarray, p: LIFParams) -> tuple[np.ndarray, np
     return s, v_new.astype(x.dtype)
 
 
-def lif_numpy(x: np.ndarray, p: LIFParams) -> np.ndarray:
-    """Reference: run the neuron over the time axis of x; returns spikes (same shape)."""
+def lif_step(v: np.ndarray, x: np.ndarray, p: LIFParams) -> tuple[np.ndarray, np.ndarray]:
+    """One time step; returns (spike, new membrane). Works for any float dtype."""
+    return lif_fire_reset(lif_charge(v, x, p), x, p)
+
+
+def lif_numpy(
+    x: np.ndarray, p: LIFParams, return_membrane: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Reference: run the neuron over the time axis of x; returns spikes (same shape), or
+    (spikes, membrane h before each step's reset) with `return_membrane`."""
     xt = np.moveaxis(x, p.time_axis, 0)
     v = np.full(xt.shape[1:], p.v_init, dtype=x.dtype)
     out = np.empty_like(xt)
+    mem = np.empty_like(xt)
     for t in range(xt.shape[0]):
-        out[t], v = lif_step(v, xt[t], p)
-    return np.moveaxis(out, 0, p.time_axis)
+        h = lif_charge(v, xt[t], p)
+        mem[t] = h
+        out[t], v = lif_fire_reset(h, xt[t], p)
+    spikes = np.moveaxis(out, 0, p.time_axis)
+    return (spikes, np.moveaxis(mem, 0, p.time_axis)) if return_membrane else spikes

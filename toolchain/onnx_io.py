@@ -33,7 +33,7 @@ SUPPORTED_OPS = frozenset(
     """Abs Add And AveragePool BatchNormalization Cast Clip Concat Constant ConstantOfShape
     Conv Div Dropout Equal Erf Exp Expand Flatten Gather Gemm GlobalAveragePool Greater
     GreaterOrEqual Identity LayerNormalization Less LessOrEqual MatMul Max MaxPool Min Mod Mul Neg
-    Not Or Pow Range ReduceMax ReduceMean ReduceSum Relu Reshape Shape Sigmoid Sign Slice
+    Not Or Pad Pow Range ReduceMax ReduceMean ReduceSum Relu Reshape Shape Sigmoid Sign Slice
     Softmax Split Sqrt Squeeze Sub Tanh Tile Transpose Unsqueeze Where Xor""".split()
 )
 HQC_OPS = frozenset({"LIF"})
