@@ -112,8 +112,9 @@ def test_batchnorm_forms(tmp_path, dynamo):
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(tau=4.0), dict(decay_input=False), dict(comparison=">"), dict(v_threshold=0.3, tau=8.0)],
-    ids=["tau4", "no-decay-input", "strict", "tau8"],
+    [dict(tau=4.0), dict(decay_input=False), dict(comparison=">"), dict(v_threshold=0.3, tau=8.0),
+     dict(v_reset=None), dict(tau=3.0), dict(v_reset=-0.25)],
+    ids=["tau4", "no-decay-input", "strict", "tau8", "subtract-reset", "tau3", "reset-neg"],
 )
 def test_lif_variants(tmp_path, kw):
     zm = hqc_lif_node(tmp_path, **kw)
@@ -128,11 +129,9 @@ def test_lif_variants(tmp_path, kw):
 @pytest.mark.parametrize(
     ("kw", "pattern"),
     [
-        (dict(v_reset=None), r"LIF 'lif': lower-int supports hard reset to 0 only"),
-        (dict(tau=3.0), r"LIF 'lif': tau = 3; lower-int needs tau a power of two"),
-        (dict(v_reset=0.5), r"hard reset to 0 only"),
+        (dict(v_reset=0.5), r"LIF 'lif': threshold 0.5 − v_reset 0.5 ≤ 0 is not supported"),
     ],
-    ids=["subtract-reset", "tau3", "reset-0.5"],
+    ids=["reset-at-threshold"],
 )
 def test_unsupported_neurons_are_named(tmp_path, kw, pattern):
     zm = hqc_lif_node(tmp_path, **kw)

@@ -3,18 +3,27 @@
     QConv(x)      y[n,o,p] = Σ_{c,k} w[o,c,k] · x_pad[n, c, p·stride + k·dilation]
                   (zero padding; w = the layer's integer weights: uniform codes q,
                   power-of-two ±2^(kmax−k), fp32 mantissas on the per-channel grid)
+                  group > 1 (attribute `group`, default 1): output channel o sees the
+                  input channels of its group only, c ∈ [j·C/G, (j+1)·C/G), j = o div O/G;
+                  w (O, C/G, k…) (depthwise: G = C)
     QLinear(x)    y[..., o] = Σ_i w[o, i] · x[..., i]
+                  weight_left = 1: y[..., o, n] = Σ_i w[o, i] · x[..., i, n]  (W · x)
 
 Attributes: `layer`, `quant` (fp32 | uniN | potN), `bits`, `w` (int64, PyTorch layout),
 `codes` (the packed storage words, uniform/pot) or `w_float` + `unit_exp` (fp32);
-QConv adds `nd`, `strides`, `pads`, `dilations`.
+QConv adds `nd`, `strides`, `pads`, `dilations` and optionally `group`; QLinear
+optionally `weight_left`. The weights are stored in PyTorch layout either way, so a
+layer's packed bytes are ⌈params · bits / 8⌉ with or without groups.
 
 ONNX: QConv is Pad(0) → Reshape (N, C·Hp·Wp) → Gather(im2col indices) → MatMul(int64
-weight matrix) → Transpose → Reshape; QLinear is MatMul(x, Wᵀ). An fp32 layer casts to
-double, multiplies by the float32 weights held as double, scales by 2^-e per channel
-(exact) and casts back to int64: the accumulation is exact (docs/lowering.md), so the
-integers equal the reference's. C: event-driven convolution (only nonzero inputs work),
-weight-stationary linear loops; power-of-two layers shift and add (no `*`).
+weight matrix) → Transpose → Reshape (grouped: the columns reshaped to (N, G, P, C/G·k)
+and one batched MatMul with the (G, C/G·k, O/G) weights); QLinear is MatMul(x, Wᵀ)
+(weight_left: MatMul(W, x)). An fp32 layer casts to double, multiplies by the float32
+weights held as double, scales by 2^-e per channel (exact) and casts back to int64: the
+accumulation is exact (docs/lowering.md), so the integers equal the reference's.
+C: event-driven convolution (only nonzero inputs work; grouped: each input channel adds
+into the O/G outputs of its group), weight-stationary linear loops; power-of-two layers
+shift and add (no `*`).
 """
 
 from __future__ import annotations
@@ -72,18 +81,55 @@ def windows(x: np.ndarray, kernel: list[int], strides: list[int], dil: list[int]
 
 
 def conv_int(x: np.ndarray, w: np.ndarray, strides: list[int], pads: list[int], dil: list[int],
-             engine: str = "auto") -> np.ndarray:
-    """Exact integer convolution, x (B, C, *sp) int64, w (O, C, *k) int64 → (B, O, *out)."""
+             engine: str = "auto", group: int = 1) -> np.ndarray:
+    """Exact integer convolution, x (B, C, *sp) int64, w (O, C/group, *k) int64 → (B, O, *out).
+
+    group > 1: the channels split into `group` consecutive blocks, output block j
+    (O/group channels) sees input block j only (ONNX/PyTorch grouped convolution;
+    depthwise when group = C)."""
     nd = w.ndim - 2
     xp = pad_spatial(np.asarray(x, np.int64), pads, nd, 0)
     win = windows(xp, list(w.shape[2:]), strides, dil)  # (B, C, *out, *k)
     bsz, c = win.shape[:2]
     out = win.shape[2: 2 + nd]
+    if group != 1:
+        return _grouped_conv(win, np.asarray(w, np.int64), group, engine)
     perm = [0] + list(range(2, 2 + nd)) + [1] + list(range(2 + nd, 2 + 2 * nd))
     cols = win.transpose(perm).reshape(bsz * int(np.prod(out)), -1)
     y = imatmul(cols, w.reshape(w.shape[0], -1).T, engine)  # (B·out, O)
     y = y.reshape((bsz,) + tuple(out) + (w.shape[0],))
     return np.moveaxis(y, -1, 1)
+
+
+def _grouped_conv(win: np.ndarray, w: np.ndarray, group: int, engine: str) -> np.ndarray:
+    """Windows (B, C, *out, *k) and grouped weights (O, C/G, *k) → (B, O, *out): one
+    batched matrix product (G, B·out, C/G·k) @ (G, C/G·k, O/G); with few outputs per
+    group (depthwise) an int64 accumulation over the (input channel, tap) pairs of a
+    group instead, which needs no im2col copy."""
+    nd = w.ndim - 2
+    bsz, c = win.shape[:2]
+    out = tuple(win.shape[2: 2 + nd])
+    o, cg = w.shape[0], c // group
+    if o // group < 16:
+        og = o // group
+        kshape = tuple(w.shape[2:])
+        wg = w.reshape((group, og, cg) + kshape)
+        xg = win.reshape((bsz, group, cg) + win.shape[2:])  # (B, G, Cg, *out, *k), a view
+        y = np.zeros((bsz, group, og) + out, np.int64)
+        lead = (1, group, og) + (1,) * nd
+        for ci in range(cg):
+            for k in np.ndindex(*kshape):
+                xs = xg[(slice(None), slice(None), ci, Ellipsis) + k]  # (B, G, *out)
+                y += wg[(slice(None), slice(None), ci) + k].reshape(lead) * xs[:, :, None]
+        return y.reshape((bsz, o) + out)
+    win = win.reshape((bsz, group, cg) + win.shape[2:])  # (B, G, Cg, *out, *k)
+    perm = [1, 0] + list(range(3, 3 + nd)) + [2] + list(range(3 + nd, 3 + 2 * nd))
+    cols = win.transpose(perm).reshape(group, bsz * int(np.prod(out)), -1)
+    wg = w.reshape(group, o // group, -1).transpose(0, 2, 1)  # (G, Cg·k, Og)
+    y = imatmul(cols, wg, engine)  # (G, B·out, Og)
+    y = y.reshape((group, bsz) + out + (o // group,))
+    y = np.moveaxis(y, -1, 1)  # (G, Og, B, *out)
+    return np.moveaxis(y.reshape((o, bsz) + out), 1, 0)
 
 
 def pack_bits(codes: np.ndarray, bits: int) -> bytes:
@@ -118,14 +164,54 @@ def _onnx_qmatmul(b: OnnxBuilder, x: str, node: Node, base: str) -> str:
     return b.op("MatMul", [x, b.const(np.ascontiguousarray(wmat.T), base + "_w")], base)
 
 
+def _onnx_grouped_matmul(b: OnnxBuilder, cols: str, node: Node, base: str, n: int, rows: int) -> str:
+    """Grouped im2col columns (N, P, C·k) → (N, G, O/G, P): group j's columns (N, P, C/G·k)
+    times its weights (C/G·k, O/G), as one batched int64 MatMul (float island for fp32)."""
+    w = np.asarray(node.attrs["w"], np.int64)
+    grp = int(node.attrs["group"])
+    o = w.shape[0]
+    x = b.op("Reshape", [cols, b.i64([n, rows, grp, -1])], base)
+    x = b.op("Transpose", [x], base, perm=[0, 2, 1, 3])  # (N, G, P, Cg·k)
+    if node.attrs["quant"] == "fp32":
+        first = len(b.nodes)
+        wf = np.asarray(node.attrs["w_float"], np.float32).reshape(grp, o // grp, -1).astype(np.float64)
+        xd = b.op("Cast", [x], base, to=TensorProto.DOUBLE)
+        y = b.op("MatMul", [xd, b.const(np.ascontiguousarray(wf.transpose(0, 2, 1)), base + "_wf")], base)
+        inv = np.ldexp(1.0, -np.asarray(node.attrs["unit_exp"], np.int64).astype(np.int32))
+        y = b.op("Mul", [y, b.const(inv.reshape(grp, 1, o // grp).astype(np.float64), base + "_inv_unit")], base)
+        y = b.op("Cast", [y], base, to=I64)
+        b.mark_fp32(first, node.attrs["layer"])
+    else:
+        wg = np.ascontiguousarray(w.reshape(grp, o // grp, -1).transpose(0, 2, 1))
+        y = b.op("MatMul", [x, b.const(wg, base + "_w")], base)  # (N, G, P, Og)
+    return b.op("Transpose", [y], base, perm=[0, 1, 3, 2])
+
+
+def _onnx_left_matmul(b: OnnxBuilder, x: str, node: Node, base: str) -> str:
+    """W (O, K) @ x (..., K, M) → (..., O, M) int64 (float island for fp32)."""
+    w = np.asarray(node.attrs["w"], np.int64)
+    if node.attrs["quant"] == "fp32":
+        first = len(b.nodes)
+        wf = np.asarray(node.attrs["w_float"], np.float32).astype(np.float64)
+        xd = b.op("Cast", [x], base, to=TensorProto.DOUBLE)
+        y = b.op("MatMul", [b.const(np.ascontiguousarray(wf), base + "_wf"), xd], base)
+        inv = np.ldexp(1.0, -np.asarray(node.attrs["unit_exp"], np.int64).astype(np.int32))
+        y = b.op("Mul", [y, b.const(inv.reshape(-1, 1).astype(np.float64), base + "_inv_unit")], base)
+        y = b.op("Cast", [y], base, to=I64)
+        b.mark_fp32(first, node.attrs["layer"])
+        return y
+    return b.op("MatMul", [b.const(np.ascontiguousarray(w), base + "_w"), x], base)
+
+
 # --------------------------------------------------------------------------- C
 class ConvGeometry:
     """Shapes and attributes of one 1-D/2-D convolution (1-D as height 1)."""
 
     def __init__(self, N: int, C: int, H: int, W: int, CO: int, HO: int, WO: int, KH: int, KW: int,
-                 SY: int, SX: int, DY: int, DX: int, PT: int, PL: int) -> None:
+                 SY: int, SX: int, DY: int, DX: int, PT: int, PL: int, G: int = 1) -> None:
         self.N, self.C, self.H, self.W, self.CO, self.HO, self.WO = N, C, H, W, CO, HO, WO
         self.KH, self.KW, self.SY, self.SX, self.DY, self.DX, self.PT, self.PL = KH, KW, SY, SX, DY, DX, PT, PL
+        self.G, self.CG, self.OG = G, C // G, CO // G  # groups, input and output channels per group
 
 
 # ---------------------------------------------------------------- weight layers
@@ -227,7 +313,7 @@ def _c_qconv(e: CEmitter, node: Node) -> None:
     in_spikes = e.typ[x] == SPIKE
     bits = int(a["bits"])
     X, Y = e.buf[x], e.buf[y]
-    geo = ConvGeometry(N, C, H, W, CO, HO, WO, KH, KW, SY, SX, DY, DX, PT, PL)
+    geo = ConvGeometry(N, C, H, W, CO, HO, WO, KH, KW, SY, SX, DY, DX, PT, PL, int(a.get("group", 1)))
     lines = [f"// hqc-kernel begin {a['layer']} {quant} {'spikes' if in_spikes else 'integers'}",
              f"static void {fn}(void)", "{"]
     tgt = Y + "_d" if quant == "fp32" else Y
@@ -250,8 +336,12 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     (a contiguous, test-free inner loop over the output channels), transposed into
     the output at the end of the time step. The work is proportional to the nonzero
     inputs, not to the input size. Each output sums its terms in the order of the
-    direct loops (input channel, then tap), so fp32 layers' double sums are the same."""
+    direct loops (input channel, then tap), so fp32 layers' double sums are the same.
+
+    Grouped (G > 1): the same per input channel, with the table and the row additions
+    restricted to the O/G output channels of the channel's group."""
     kk = g.KH * g.KW
+    OG = g.OG  # output channels one input channel reaches (= CO without groups)
     step_w = 1 if quant == "fp32" else bits  # per weight: one float, or `bits` bits
     plane = g.HO * g.WO
     pot_int = quant.startswith("pot") and not in_spikes
@@ -260,22 +350,29 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     lines = _decls(quant, in_spikes, acc, "n, co, ci, ky, kx, tp, j, np, iy, ix, p, ty, tx, oy, ox, oyo, oxo, "
                                                "xn, yn, xc, yc, si, wbi, b, i")
     lines.append("    int32_t wci, wco, i0, s0, y0, ie;")
+    if g.G > 1:
+        lines.append("    int32_t gi, cl, wcg, cog;")
     lines.append(f"    static int32_t po[{g.H * g.W * kk}], pt[{g.H * g.W * kk}];  // (output position, tap) pairs")
     if not in_spikes:
         lines.append(f"    static {acc} pv[{g.H * g.W * kk}];  // the pair's input value")
         lines.append(f"    {acc} xv;")
     if quant == "fp32":
-        lines.append(f"    static double wb[{kk * g.CO}];  // one input channel's weights, [tap][output channel]")
+        lines.append(f"    static double wb[{kk * OG}];  // one input channel's weights, [tap][output channel]")
     elif pot_int:
-        lines.append(f"    static int32_t wsh[{kk * g.CO}];  // one input channel's weight shifts, [tap][output channel]")
-        lines.append(f"    static {acc} wng[{kk * g.CO}];  // and their signs (0 or -1)")
+        lines.append(f"    static int32_t wsh[{kk * OG}];  // one input channel's weight shifts, [tap][output channel]")
+        lines.append(f"    static {acc} wng[{kk * OG}];  // and their signs (0 or -1)")
     else:
-        lines.append(f"    static {acc} wb[{kk * g.CO}];  // one input channel's weights, [tap][output channel]")
+        lines.append(f"    static {acc} wb[{kk * OG}];  // one input channel's weights, [tap][output channel]")
     atyp = "double" if quant == "fp32" else acc
     lines.append(f"    static {atyp} acc_s[{plane * g.CO}];  // one time step's outputs, [position][output channel]")
     lines.append(f"    for (n = 0, xn = 0, yn = 0; n < {g.N}; n++, xn += {g.C * g.H * g.W}, yn += {g.CO * plane}) {{")
     lines.append(f"        for (i = 0; i < {plane * g.CO}; i++) acc_s[i] = 0;")
-    lines.append(f"        for (ci = 0, xc = xn, wci = 0; ci < {g.C}; ci++, xc += {g.H * g.W}, wci += {kk * step_w}) {{")
+    if g.G == 1:
+        lines.append(f"        for (ci = 0, xc = xn, wci = 0; ci < {g.C}; ci++, xc += {g.H * g.W}, wci += {kk * step_w}) {{")
+    else:  # group gi: input channels [gi·CG, +CG), output channels [cog, cog + OG)
+        lines.append(f"        for (gi = 0, xc = xn, wcg = 0, cog = 0; gi < {g.G}; gi++, "
+                     f"wcg += {OG * g.CG * kk * step_w}, cog += {OG})")
+        lines.append(f"        for (cl = 0, wci = wcg; cl < {g.CG}; cl++, xc += {g.H * g.W}, wci += {kk * step_w}) {{")
     lines.append(f"            for (iy = 0, p = xc, np = 0; iy < {g.H}; iy++) {{")
     lines.append(f"                for (ix = 0; ix < {g.W}; ix++, p++) {{")
     lines.append(f"                    if (!{X}[p]) continue;")
@@ -285,17 +382,17 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     # oy·SY = iy + PT − ky·DY and ox·SX = ix + PL − kx·DX
     lines.append(f"                    for (ky = 0, oyo = {g.PT}, tp = 0; ky < {g.KH}; ky++, oyo -= {g.DY}) {{")
     lines.append("                        ty = iy + oyo;")
-    lines += _tap_coord("ty", "oy", g.SY, g.HO, "                        ", f"tp += {g.KW * g.CO}; ")
-    lines.append(f"                        for (kx = 0, oxo = {g.PL}; kx < {g.KW}; kx++, oxo -= {g.DX}, tp += {g.CO}) {{")
+    lines += _tap_coord("ty", "oy", g.SY, g.HO, "                        ", f"tp += {g.KW * OG}; ")
+    lines.append(f"                        for (kx = 0, oxo = {g.PL}; kx < {g.KW}; kx++, oxo -= {g.DX}, tp += {OG}) {{")
     lines.append("                            tx = ix + oxo;")
     lines += _tap_coord("tx", "ox", g.SX, g.WO, "                            ")
     lines.append(f"                            po[np] = {fn}_rowc[oy] + {fn}_colc[ox]; pt[np] = tp;"
                  + (" pv[np] = xv;" if not in_spikes else "") + " np++;")
     lines += ["                        }", "                    }", "                }", "            }"]
     lines.append("            if (np == 0) continue;")
-    lines.append(f"            for (co = 0, wco = wci; co < {g.CO}; co++, wco += {g.C * kk * step_w}) {{")
+    lines.append(f"            for (co = 0, wco = wci; co < {OG}; co++, wco += {g.CG * kk * step_w}) {{")
     lines.append("                " + ("wi = wco;" if quant == "fp32" else "bp = (uint32_t)wco;"))
-    lines.append(f"                for (tp = 0, wbi = co; tp < {kk}; tp++, wbi += {g.CO}) {{")
+    lines.append(f"                for (tp = 0, wbi = co; tp < {kk}; tp++, wbi += {OG}) {{")
     for ln in _decode(quant, bits, in_spikes, acc, wname):
         if "continue" not in ln:
             lines.append("                    " + ln)
@@ -305,7 +402,8 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         lines.append("                    wb[wbi] = " + ("wv" if quant == "fp32" else "q" if quant.startswith("uni") else "v") + ";")
     lines += ["                }", "            }"]
     lines.append("            for (j = 0; j < np; j++) {")
-    lines.append("                b = po[j]; wbi = pt[j];" + (" xv = pv[j];" if not in_spikes else ""))
+    lines.append("                b = po[j]" + (" + cog" if g.G > 1 else "") + "; wbi = pt[j];"
+                 + (" xv = pv[j];" if not in_spikes else ""))
     if in_spikes:
         add = "acc_s[b + co] += wb[wbi + co];"
     elif quant == "fp32":
@@ -314,7 +412,7 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         add = f"t = {SHL[acc]}(xv, wsh[wbi + co]); acc_s[b + co] += (t ^ wng[wbi + co]) - wng[wbi + co];"
     else:
         add = "acc_s[b + co] += wb[wbi + co] * xv;"
-    lines.append(f"                for (co = 0; co < {g.CO}; co++) {{ {add} }}")
+    lines.append(f"                for (co = 0; co < {OG}; co++) {{ {add} }}")
     lines += ["            }", "        }"]
     # transpose [position][channel] → [channel][position] in blocks of 16 positions
     # (the block's reads stay in the L1 cache)
@@ -363,6 +461,36 @@ def _c_qlinear(e: CEmitter, node: Node) -> None:
     lines += ["}", "// hqc-kernel end"]
     _finish(e, lines, Y, quant, M * NO)
 
+def _c_qlinear_left(e: CEmitter, node: Node) -> None:
+    """y[m, o, n] = Σ_k w[o, k] · x[m, k, n]: each weight decoded once, then applied to
+    the contiguous row x[m, k, :] of every leading index m."""
+    g, a, x, y, fn, quant, wname, w = _weight_layer(e, node)
+    NO, NI = w.shape
+    xs = g.shape(x)
+    NC = int(xs[-1])
+    M = prod(xs) // (NI * NC)
+    acc = wide(e.typ[y])
+    in_spikes = e.typ[x] == SPIKE
+    X, Y = e.buf[x], e.buf[y]
+    lines = [f"// hqc-kernel begin {a['layer']} {quant} {'spikes' if in_spikes else 'integers'}",
+             f"static void {fn}(void)", "{"]
+    lines += _decls(quant, in_spikes, acc, "o, k, m, n, xk, yo, xi, yi, i")
+    tgt = Y + "_d" if quant == "fp32" else Y
+    lines.append(f"    for (i = 0; i < {M * NO * NC}; i++) {tgt}[i] = 0;")
+    lines.append(f"    for (o = 0, yo = 0; o < {NO}; o++, yo += {NC}) {{")
+    lines.append(f"        for (k = 0, xk = 0; k < {NI}; k++, xk += {NC}) {{")
+    for ln in _decode(quant, int(a["bits"]), in_spikes, acc, wname):
+        lines.append("            " + ln)
+    lines.append(f"            for (m = 0, xi = xk, yi = yo; m < {M}; m++, xi += {NI * NC}, yi += {NO * NC}) {{")
+    lines.append(f"                for (n = 0; n < {NC}; n++) {{ {_body(quant, in_spikes, acc, X + '[xi + n]', Y, 'yi + n')} }}")
+    lines += ["            }", "        }", "    }"]
+    if quant == "fp32":
+        lines.append(f"    for (m = 0, yi = 0; m < {M}; m++)")
+        lines.append(f"        for (o = 0; o < {NO}; o++)")
+        lines.append(f"            for (n = 0; n < {NC}; n++, yi++) {Y}[yi] = ({acc})({Y}_d[yi] * {fn}_u[o]);")
+    lines += ["}", "// hqc-kernel end"]
+    _finish(e, lines, Y, quant, M * NO * NC)
+
 
 # --------------------------------------------------------------------------- the ops
 _WEIGHT_ATTRS = {"layer": "str", "quant": "str", "bits": "int", "w": "array", "codes": "array?",
@@ -385,13 +513,29 @@ class _WeightOp(IntOp):
 @register
 class QConv(_WeightOp):
     name = "QConv"
-    attrs = {**_WEIGHT_ATTRS, "nd": "int", "strides": "ints", "pads": "ints", "dilations": "ints"}
+    attrs = {**_WEIGHT_ATTRS, "nd": "int", "strides": "ints", "pads": "ints", "dilations": "ints", "group": "int?"}
+
+    def validate(self, node: Node) -> None:
+        super().validate(node)
+        grp = int(node.attrs.get("group", 1))
+        o = np.asarray(node.attrs["w"]).shape[0]
+        if grp < 1 or o % grp:
+            raise self.error(node, f"group {grp} does not divide the {o} output channels")
+
+    def bounds(self, node: Node, ins: list[Interval], g: Graph) -> list[Interval]:
+        c = g.shape(node.inputs[0])[1]
+        w = np.asarray(node.attrs["w"])
+        grp = int(node.attrs.get("group", 1))
+        if w.shape[1] * grp != c:
+            raise self.error(node, f"{c} input channels, but weights {list(w.shape)} with group {grp}")
+        return super().bounds(node, ins, g)
 
     def ref(self, node: Node, xs: list[np.ndarray], engine: str) -> np.ndarray:
         x = xs[0]
         g, b = x.shape[:2]
         y = conv_int(x.reshape((g * b,) + x.shape[2:]), np.asarray(node.attrs["w"], np.int64),
-                     list(node.attrs["strides"]), list(node.attrs["pads"]), list(node.attrs["dilations"]), engine)
+                     list(node.attrs["strides"]), list(node.attrs["pads"]), list(node.attrs["dilations"]), engine,
+                     int(node.attrs.get("group", 1)))
         return y.reshape((g, b) + y.shape[1:])
 
     def onnx(self, b: OnnxBuilder, g: Graph, node: Node) -> None:
@@ -401,8 +545,11 @@ class QConv(_WeightOp):
         base = node.outputs[0]
         cols, osp = windows_gather(b, x, shape, list(w.shape[2:]), list(node.attrs["strides"]),
                                    list(node.attrs["pads"]), list(node.attrs["dilations"]), 0, base, True)
-        y = _onnx_qmatmul(b, cols, node, base)  # (N, out, O)
-        y = b.op("Transpose", [y], base, perm=[0, 2, 1])
+        if int(node.attrs.get("group", 1)) != 1:
+            y = _onnx_grouped_matmul(b, cols, node, base, shape[0], prod(osp))  # (N, G, O/G, out)
+        else:
+            y = _onnx_qmatmul(b, cols, node, base)  # (N, out, O)
+            y = b.op("Transpose", [y], base, perm=[0, 2, 1])
         b.op("Reshape", [y, b.i64([shape[0], w.shape[0], *osp])], base, out=node.outputs[0])
 
     def c(self, e: CEmitter, node: Node) -> None:
@@ -412,15 +559,32 @@ class QConv(_WeightOp):
 @register
 class QLinear(_WeightOp):
     name = "QLinear"
-    attrs = dict(_WEIGHT_ATTRS)
+    attrs = {**_WEIGHT_ATTRS, "weight_left": "int?"}
+
+    def bounds(self, node: Node, ins: list[Interval], g: Graph) -> list[Interval]:
+        shape = g.shape(node.inputs[0])
+        k = np.asarray(node.attrs["w"]).shape[1]
+        axis = -2 if node.attrs.get("weight_left", 0) else -1
+        if len(shape) < -axis or shape[axis] != k:
+            raise self.error(node, f"input {list(shape)} does not have {k} features on axis {axis}")
+        return super().bounds(node, ins, g)
 
     def ref(self, node: Node, xs: list[np.ndarray], engine: str) -> np.ndarray:
-        return imatmul(xs[0], np.asarray(node.attrs["w"], np.int64).T, engine)
+        w = np.asarray(node.attrs["w"], np.int64)
+        if node.attrs.get("weight_left", 0):
+            return imatmul(w, xs[0], engine)
+        return imatmul(xs[0], w.T, engine)
 
     def onnx(self, b: OnnxBuilder, g: Graph, node: Node) -> None:
         out = node.outputs[0]
-        y = _onnx_qmatmul(b, node.inputs[0], node, out)
+        if node.attrs.get("weight_left", 0):
+            y = _onnx_left_matmul(b, node.inputs[0], node, out)
+        else:
+            y = _onnx_qmatmul(b, node.inputs[0], node, out)
         b.op("Identity", [y], out, out=out)
 
     def c(self, e: CEmitter, node: Node) -> None:
-        _c_qlinear(e, node)
+        if node.attrs.get("weight_left", 0):
+            _c_qlinear_left(e, node)
+        else:
+            _c_qlinear(e, node)
