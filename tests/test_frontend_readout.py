@@ -314,7 +314,7 @@ def _check(b: Built, n_samples: int = 4) -> dict:
     ax = model.output_batch_axis[0]  # SJ's ResNets and VGG return per-step logits [T, B, K]
     ref = np.moveaxis(np.concatenate(ref_logits, axis=ax), ax, 0)
     with torch.no_grad():
-        logits = model(torch.from_numpy(xd)).numpy()
+        logits = model.forward_all(torch.from_numpy(xd))[0].numpy()  # the raw output (per step for SJ models)
         got = model.forward_all(torch.from_numpy(xd), extra) if extra else []
     scale = float(np.abs(ref).max())
     np.testing.assert_allclose(logits, ref, rtol=LOGIT_RTOL, atol=LOGIT_RTOL * scale)

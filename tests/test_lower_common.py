@@ -65,7 +65,7 @@ def compare_with_float(fe: Frontend, plan, lm: LoweredModel, x: np.ndarray) -> d
         per[n] = float((fo == io_).mean())
         same += int((fo == io_).sum())
         total += fo.size
-    z = outs[0].numpy().reshape(ints[0].shape)
+    z = model.scores(outs[0], grouped=True).numpy().reshape(ints[0].shape)
     logits = ints[0] * lm.logits["scale"]
     return {
         "spikes": same / total,

@@ -507,14 +507,12 @@ def exports(tmp_path_factory):
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["ts", "dynamo"])
 @pytest.mark.parametrize("key", list(MODELS))
-def test_real_exports(exports, tmp_path, monkeypatch, key, dynamo):
+def test_real_exports(exports, tmp_path, key, dynamo):
     """Both exporters: the new ops appear, all five quantizers are used, the neurons fire
     5–60 %, numpy = onnxruntime = C, and the integer model reproduces the fake-quant
     float model's spikes and predictions."""
-    import hqc.backend
 
     # the fake-quant float model must quantize the left weight of MatMul(W, x) too
-    monkeypatch.setitem(hqc.backend.WEIGHT_OPS, "MatMul", (0, 1))
     fe = run_frontend(str(exports[key, dynamo]))
     plan = mixed_plan(fe.layers)
     lm = lower_graph(fe.graph, fe.layers, plan)

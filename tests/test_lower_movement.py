@@ -171,7 +171,6 @@ def test_slice_index_rules_are_onnxruntime_s(axis, start, end, step):
     _agree(None, proto, _lower_graph(from_proto(proto)), x, c=False)
 
 
-@pytest.mark.usefixtures("pad_import")
 @settings(max_examples=30, deadline=None)
 @given(pads=st.lists(st.integers(-2, 3), min_size=8, max_size=8), mode=st.sampled_from(["constant", "edge"]))
 def test_pad_crops_and_pads_as_onnxruntime(pads, mode):
@@ -286,27 +285,6 @@ def test_gather_of_every_index_in_order_is_no_op(tmp_path):
 
 
 # --------------------------------------------------------------------------- Pad
-@pytest.fixture
-def pad_import(monkeypatch):
-    """Until the importer (hqc.onnx_io.SUPPORTED_OPS) and the float backend
-    (hqc.backend.OPS) know ONNX Pad, teach them for the test (constant mode)."""
-    from hqc import backend, onnx_io
-
-    monkeypatch.setattr(onnx_io, "SUPPORTED_OPS", onnx_io.SUPPORTED_OPS | {"Pad"})
-    if "Pad" not in backend.OPS:
-        def pad(n, a, m):
-            x = a[0]
-            pads = backend._ints(a[1])
-            value = float(a[2].reshape(-1)[0]) if len(a) > 2 and a[2] is not None else 0.0
-            axes = backend._ints(a[3]) if len(a) > 3 and a[3] is not None else list(range(x.dim()))
-            r = len(axes)
-            width = {ax % x.dim(): (pads[i], pads[i + r]) for i, ax in enumerate(axes)}
-            flat = [p for d in reversed(range(x.dim())) for p in width.get(d, (0, 0))]
-            return F.pad(x, flat, mode="constant", value=value)
-
-        monkeypatch.setitem(backend.OPS, "Pad", pad)
-
-
 def _pad_case(tmp: Path, name: str, pads, value: float | None, per_channel: bool | None, axes=None,
               mode: str = "constant", opset: int = 17) -> LoweredModel:
     pre, inits = _scaled(per_channel) if per_channel is not None else ([helper.make_node("Identity", ["x"], ["s"])], [])
@@ -322,21 +300,18 @@ def _pad_case(tmp: Path, name: str, pads, value: float | None, per_channel: bool
     return _run_case(tmp, name, pre + [helper.make_node("Pad", ins, ["y"], mode=mode)], inits, opset=opset)
 
 
-@pytest.mark.usefixtures("pad_import")
 def test_pad_zeros_on_several_axes(tmp_path):
     lm = _pad_case(tmp_path, "pad_zero", [0, 0, 1, 2, 0, 0, 3, 0], None, None)
     pad = next(n for n in lm.graph.nodes() if n.op == "Pad")
     assert pad.attrs["value"] == 0 and lm.graph.meta["bounds"][pad.outputs[0]] == RANGE
 
 
-@pytest.mark.usefixtures("pad_import")
 def test_pad_value_maps_to_its_integer(tmp_path):
     """v = 1.75 on the view 0.5·X + 0.25 is the integer 3."""
     lm = _pad_case(tmp_path, "pad_value", [1, 0, 0, 2, 0, 1, 1, 0], 1.75, False)
     assert next(n for n in lm.graph.nodes() if n.op == "Pad").attrs["value"] == 3
 
 
-@pytest.mark.usefixtures("pad_import")
 def test_pad_channels_of_per_channel_scales(tmp_path):
     """Padding the axis where a varies: the padded channels take the edge scales."""
     nodes = [helper.make_node("Mul", ["x", "A"], ["s"]), helper.make_node("Pad", ["s", "pads"], ["y"])]
@@ -344,34 +319,29 @@ def test_pad_channels_of_per_channel_scales(tmp_path):
     assert _ops(lm) == {"Pad": 1}
 
 
-@pytest.mark.usefixtures("pad_import")
 def test_pad_negative_pads_crop(tmp_path):
     lm = _pad_case(tmp_path, "pad_crop", [0, -1, 2, -2, 0, 0, -1, 1], 0.0, None)
     assert _ops(lm) == {"Slice": 1, "Pad": 1}
 
 
-@pytest.mark.usefixtures("pad_import")
 def test_pad_axes_input(tmp_path):
     """Pad-18: pads for the listed axes only (negative axes)."""
     lm = _pad_case(tmp_path, "pad_axes", [1, 0, 2, 1], 0.25, False, axes=[-1, 2], opset=18)
     assert next(n for n in lm.graph.nodes() if n.op == "Pad").attrs["pads"] == [0, 0, 0, 1, 0, 0, 1, 2]
 
 
-@pytest.mark.usefixtures("pad_import")
 @pytest.mark.parametrize("mode,opset", [("edge", 17), ("reflect", 17), ("wrap", 19)])
 def test_pad_index_modes(tmp_path, mode, opset):
     lm = _pad_case(tmp_path, f"pad_{mode}", [0, 1, 2, 1, 0, 2, 1, 3], None, True, mode=mode, opset=opset)
     assert _ops(lm) == {"Gather": 3}
 
 
-@pytest.mark.usefixtures("pad_import")
 def test_pad_value_off_the_grid_is_an_error(tmp_path):
     with pytest.raises(ModelError, match=r"lower-int: node .* \(Pad\): the pad value 0.3 is not on the integer grid "
                                          r"of its input: \(v − b\)/a = 0.1 is not an integer"):
         _pad_case(tmp_path, "pad_err", [0, 0, 1, 1, 0, 0, 1, 1], 0.3, False)
 
 
-@pytest.mark.usefixtures("pad_import")
 def test_pad_value_of_several_integers_is_an_error(tmp_path):
     """v = 1 on channels of scales 1, 1/2, 1/4, 1/8 would be the integers 1, 2, 4, 8."""
     nodes = [helper.make_node("Mul", ["x", "A"], ["s"]), helper.make_node("Pad", ["s", "pads", "v"], ["y"])]
@@ -382,8 +352,6 @@ def test_pad_value_of_several_integers_is_an_error(tmp_path):
         _lower_graph(import_model(path))
 
 
-@pytest.mark.usefixtures("pad_import")
-@pytest.mark.usefixtures("pad_import")
 @pytest.mark.parametrize("pads,mode,match", [
     ([0, 0, 0, 6, 0, 0, 0, 0], "reflect", r"reflect padding of 6 on axis 3 of size 6"),
     ([0, 0, -1, 0, 0, 0, 2, 0], "wrap", r"negative pads in wrap mode"),
@@ -464,7 +432,6 @@ def test_attribute_forms_of_old_opsets(tmp_path):
     _agree(tmp_path, proto, lm, _inputs(X4))
 
 
-@pytest.mark.usefixtures("pad_import")
 def test_every_movement_op_round_trips_through_lowered_onnx(tmp_path):
     """lowered.onnx (intref.save_lowered / load_lowered) keeps every attribute: the loaded
     graph passes check_lowered and computes the same integers."""
@@ -562,7 +529,7 @@ class Movement(nn.Module):
 
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["ts", "dynamo"])
-def test_spike_movement_model(tmp_path, pad_import, dynamo):
+def test_spike_movement_model(tmp_path, dynamo):
     torch.manual_seed(0)
     m = Movement()
     if not dynamo:
@@ -591,3 +558,36 @@ def test_spike_movement_model(tmp_path, pad_import, dynamo):
     assert len(rates) == 4 and all(0.05 <= r <= 0.6 for r in rates), rates
     r = compare_with_float(fe, plan, lm, x)
     assert r["spikes"] >= SPIKE_AGREEMENT and r["argmax"] >= 0.99, r
+
+
+# --------------------------------------------------------------------------- float backend
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "wrap"])
+def test_backend_pad_and_reversed_slice_equal_onnxruntime(tmp_path, mode):
+    """The float model the lowering is compared with runs Pad (every mode) and a
+    negative-step Slice like onnxruntime."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from hqc.backend import TorchModel
+    from hqc.onnx_io import import_model
+
+    shape = [2, 1, 3, 5, 6]  # (T, B, C, H, W)
+    pads = [0, 0, 0, 1, 2, 0, 0, 0, 2, 1] if mode != "constant" else [0, 0, 1, -1, 2, 0, 0, 0, 2, -2]
+    nodes = [
+        helper.make_node("Pad", ["x", "pads", "v"], ["p"], mode=mode),
+        helper.make_node("Slice", ["p", "st", "en", "ax", "sp"], ["y"]),
+    ]
+    inits = [_i64("pads", pads), _f32("v", 0.5), _i64("st", [-1, 4]), _i64("en", [-100, 0]),
+             _i64("ax", [4, 3]), _i64("sp", [-2, -1])]
+    g = helper.make_graph(nodes, "pad", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shape)],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = tmp_path / "pad.onnx"
+    onnx.save(m, str(path))
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    want = ort.InferenceSession(str(path)).run(None, {"x": x})[0]
+    model = TorchModel(import_model(path), input_layout="TB").eval()
+    got = model.forward_all(torch.from_numpy(x.transpose(1, 0, 2, 3, 4)), names=["y"])[0]  # (G, *shape)
+    assert got.shape[1:] == want.shape and np.array_equal(got[0].numpy(), want)

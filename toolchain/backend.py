@@ -418,12 +418,9 @@ class TorchModel(nn.Module):
 
     def _batch_axis_of(self, tensor: str) -> int:
         """Batch axis of a graph output: 1 for a time-major (T, B, …) output of a TB model."""
-        shp = self.graph.shape(tensor) or ()
-        if self.layout == "TB" and len(shp) >= 2:
-            T = self.input_shape[0]
-            if shp[0] == T and shp[1] == self.export_batch and T != self.export_batch:
-                return 1
-        return 0
+        from hqc.layout import per_step_output
+
+        return 1 if per_step_output(self.graph, tensor, self.layout) else 0
 
     def parameter(self, const_name: str) -> nn.Parameter:
         return self.params[_key(const_name)]
@@ -470,8 +467,19 @@ class TorchModel(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: data (N, T, ...) in the data layout; returns the first output, (N, ...)."""
-        return self.forward_all(x)[0]
+        """x: data (N, T, ...) in the data layout; returns the class scores (N, K): the
+        first output, averaged over T when it holds one result per time step."""
+        return self.scores(self.forward_all(x)[0])
+
+    def scores(self, out: torch.Tensor, grouped: bool = False) -> torch.Tensor:
+        """Class scores from the first output: (N, …) from `forward_all`, or with `grouped`
+        the per-group form (G, *export shape) → (G·B0, K). A per-step output (time first)
+        is averaged over T (hqc.layout.per_step_output)."""
+        step = self.output_batch_axis[0] == 1
+        if grouped:
+            out = out.mean(1) if step else out
+            return out.reshape(-1, out.shape[-1])
+        return out.mean(1) if step else out
 
     def forward_all(self, x: torch.Tensor, names: list[str] | None = None) -> list[torch.Tensor]:
         """Run data (N, T, ...). Default: the graph outputs, batch first (N, ...); a

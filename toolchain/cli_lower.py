@@ -419,8 +419,7 @@ def _float_side(doc, g, x, groups, pred_int, y, res: VerifyResult, chunk: int) -
         for i in range(0, len(groups), chunk):
             xs = torch.from_numpy(np.ascontiguousarray(xp[i * b0: (i + chunk) * b0], dtype=np.float32))
             outs = model.forward_all(xs, names=names)
-            logits = outs[0].numpy()
-            preds.append(logits.reshape(-1, logits.shape[-1]))
+            preds.append(model.scores(outs[0], grouped=True).numpy())
             ints = intref.run(g, groups[i: i + chunk], names=[lt for _, lt in neurons])
             for fo, io in zip(outs[1:], ints, strict=True):
                 fo = fo.numpy()

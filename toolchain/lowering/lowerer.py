@@ -22,6 +22,7 @@ from hqc.errors import ModelError, PlanError
 from hqc.intops import INT64_SAFE, INT_DOMAIN, OPS
 from hqc.ir import Graph, Node, Value
 from hqc.layers import LayerInfo
+from hqc.layout import per_step_output
 from hqc.lowering.affine import Sym, arr
 from hqc.lowering.neurons import fold_logits
 from hqc.lowering.rules import rules
@@ -75,19 +76,24 @@ class Lowerer:
     def bound(self, t: str) -> tuple[int, int]:
         return self.out.meta["bounds"][t]
 
-    def emit(self, op: str, inputs: list[str], base: str, attrs: dict[str, Any], shape: tuple[int, ...],
-             name: str | None = None) -> str:
-        """Add one integer op; its output bound comes from the op's interval arithmetic."""
-        t = self.out.fresh(base)
-        node = self.out.add_node(op, inputs, [t], attrs, name=name or t, domain=INT_DOMAIN)
-        self.out.values[t] = Value(tuple(shape), "int64")
+    def emit(self, op: str, inputs: list[str], base: str | list[str], attrs: dict[str, Any],
+             shape: tuple[int, ...], name: str | None = None) -> Any:
+        """Add one integer op; its output bounds come from the op's interval arithmetic.
+        `base`: the output's name base (returns its tensor), or a list of bases, one per
+        output of a multi-output op (returns the list of tensors; all of `shape`)."""
+        bases = [base] if isinstance(base, str) else list(base)
+        outs = [self.out.fresh(b) for b in bases]
+        node = self.out.add_node(op, inputs, outs, attrs, name=name or outs[0], domain=INT_DOMAIN)
+        for t in outs:
+            self.out.values[t] = Value(tuple(shape), "int64")
         iop = OPS[op]
         iop.check(node)
-        (lo, hi), = iop.bounds(node, [self.bound(i) for i in inputs], self.out)
-        if max(abs(lo), abs(hi)) >= INT64_SAFE:
-            raise ModelError(f"integer range of {base!r} exceeds int64 ({lo}..{hi})")
-        self.out.meta["bounds"][t] = (int(lo), int(hi))
-        return t
+        ivs = iop.bounds(node, [self.bound(i) for i in inputs], self.out)
+        for t, b, (lo, hi) in zip(outs, bases, ivs, strict=True):
+            if max(abs(lo), abs(hi)) >= INT64_SAFE:
+                raise ModelError(f"integer range of {b!r} exceeds int64 ({lo}..{hi})")
+            self.out.meta["bounds"][t] = (int(lo), int(hi))
+        return outs[0] if isinstance(base, str) else outs
 
     def sym_of(self, node: Node, slot: int) -> Sym:
         t = node.inputs[slot]
@@ -121,6 +127,15 @@ class Lowerer:
             self.codes[layer.name] = layer_codes(w, self.plan[layer.name], input_bound)
         return self.codes[layer.name]
 
+    def _time_mean(self, s: Sym, name: str) -> Sym:
+        """The mean over axis 0 (time) of a per-step output: ReduceSum, a → a / T."""
+        if s.a.shape[0] != 1 or s.b.shape[0] != 1:
+            raise ModelError(f"graph output {name!r}: its scale varies over time")
+        T = s.shape[0]
+        t = self.emit("ReduceSum", [s.t], name + "_sum_t", {"axes": [0], "keepdims": 0}, s.shape[1:])
+        lo, hi = self.bound(t)
+        return Sym(t, s.a[0] / T, s.b[0], s.shape[1:], lo, hi, s.layer)
+
     # ---------------------------------------------------------------- driver
     def run(self) -> LoweredModel:
         table = rules()
@@ -147,7 +162,11 @@ class Lowerer:
             s = self.sym.get(t)
             if s is None:
                 raise ModelError(f"graph output {t!r} has no integer form")
+            per_step = per_step_output(g, t)
+            if per_step:  # per-step logits (T, B, K): the class scores are their mean over T
+                s = self._time_mean(s, t)
             attrs, logits = fold_logits(s, self.logit_bits, t)
+            logits["mean_over_time"] = per_step
             o = self.emit("Requant", [s.t], "logits", attrs, s.shape)
             logits["tensor"] = o
             outs.append(o)

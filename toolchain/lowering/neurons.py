@@ -54,9 +54,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hqc.errors import ModelError
-from hqc.intops.base import INT64_SAFE, INT_DOMAIN, OPS
+from hqc.intops.base import INT64_SAFE
 from hqc.intops.neuron import lif_ranges
-from hqc.ir import Node, Value
+from hqc.ir import Node
 from hqc.lif import LIFParams
 from hqc.lowering.affine import Sym, arr, bits_needed, ceil_to, floor_to, frac, round_half_up
 from hqc.lowering.rules import rule
@@ -438,7 +438,7 @@ def lif(lw: Lowerer, node: Node) -> None:
     if membrane is None:
         t = lw.emit("LIF", [s.t], node.outputs[0], attrs, s.shape, name=node.name)
     else:
-        t, h = _emit_two(lw, s.t, node.outputs[0], membrane, attrs, s.shape, node.name)
+        t, h = lw.emit("LIF", [s.t], [node.outputs[0], membrane], attrs, s.shape, name=node.name)
         lw.put(node, h, fold.membrane_a, arr(fold.membrane_b, rank), slot=1)
         rec = {**rec, "membrane_output": True}
     lw.put(node, t, arr(1.0, rank), arr(0.0, rank))
@@ -447,20 +447,3 @@ def lif(lw: Lowerer, node: Node) -> None:
     if s.layer and lw.layer_recs.get(s.layer) is not None:
         lw.layer_recs[s.layer]["fraction_bits"] = rec["fraction_bits"]
         lw.layer_recs[s.layer]["neuron"] = node.name
-
-
-def _emit_two(lw: Lowerer, x: str, spikes: str, membrane: str, attrs: dict[str, Any],
-              shape: tuple[int, ...], name: str) -> tuple[str, str]:
-    """`Lowerer.emit` for the LIF with its second output H: (spike tensor, H tensor)."""
-    g = lw.out
-    outs = [g.fresh(spikes), g.fresh(membrane)]
-    node = g.add_node("LIF", [x], outs, attrs, name=name, domain=INT_DOMAIN)
-    for t in outs:
-        g.values[t] = Value(tuple(shape), "int64")
-    op = OPS["LIF"]
-    op.check(node)
-    for t, (lo, hi) in zip(outs, op.bounds(node, [lw.bound(x)], g), strict=True):
-        if max(abs(lo), abs(hi)) >= INT64_SAFE:
-            raise ModelError(f"integer range of {t!r} exceeds int64 ({lo}..{hi})")
-        g.meta["bounds"][t] = (int(lo), int(hi))
-    return outs[0], outs[1]
