@@ -6,9 +6,10 @@ reference (`hqc.intref`), model.int.onnx (`hqc.int_onnx`) and the C kernels
 (`hqc.ckernels`) dispatch through `op_of(node)`, so the three cannot drift. To add an op:
 write its class in the module of its family (or a new one imported below).
 
-    weights  QConv, QLinear          neuron  LIF
-    arith    Add, Sub, Shl, MatMul, Requant
-    tensor   Reshape, Transpose      pool    MaxPool, ReduceSum
+    weights  QConv, QLinear                        neuron  LIF
+    arith    Add, Sub, Shl, LinComb, Mul, MatMul, Requant
+    tensor   Reshape, Transpose, Slice, Gather, Concat, Pad, Expand
+    pool     MaxPool, SumPool, ReduceSum
 """
 
 from __future__ import annotations
