@@ -373,7 +373,13 @@ def verify_dir(
     groups = to_groups(x, doc["input_layout"], shape)
     n = len(y)
     res = VerifyResult(samples=n, split=split, input_range=(lo, hi))
-    ref_chunks = [intref.run(g, groups[i: i + chunk])[0] for i in range(0, len(groups), chunk)]
+    fl = _FloatSide(doc, x, groups) if float_model else None
+    ref_chunks = []
+    for i in range(0, len(groups), chunk):  # one reference run gives the logits and the spikes
+        outs = intref.run(g, groups[i: i + chunk], names=[g.outputs[0]] + (fl.lowered if fl else []))
+        ref_chunks.append(outs[0])
+        if fl is not None:
+            fl.step(i, chunk, outs[1:])
     ref = np.concatenate(ref_chunks)
     ref_s = _per_sample(ref, n)
     if "onnxruntime" in backends:
@@ -389,47 +395,55 @@ def verify_dir(
         res.agree["c"] = int(np.all(_per_sample(c.reshape(ref.shape), n) == ref_s, axis=1).sum())
     pred_int = ref_s.argmax(axis=1)
     res.accuracy_int = float((pred_int == y).mean())
-    if float_model:
-        _float_side(doc, g, x, groups, pred_int, y, res, chunk)
+    if fl is not None:
+        fl.finish(pred_int, y, res)
     return res
 
 
-def _float_side(doc, g, x, groups, pred_int, y, res: VerifyResult, chunk: int) -> None:
-    import torch
+class _FloatSide:
+    """The fake-quant float model of a lowering folder, run chunk by chunk beside the
+    integer reference: its predictions and its spikes against the integer model's."""
 
-    from hqc import intref
-    from hqc.data import fingerprint
-    from hqc.pipeline import run_frontend
+    def __init__(self, doc: dict[str, Any], x: np.ndarray, groups: np.ndarray) -> None:
+        from hqc.data import fingerprint
+        from hqc.pipeline import run_frontend
 
-    mpath = Path(doc["model"]["path"])
-    if not mpath.is_file():
-        raise ConfigError(f"{mpath}: the lowered model's source is gone; cannot run the fake-quant float model")
-    if fingerprint(mpath) != doc["model"]["fingerprint"]:
-        raise ConfigError(f"{mpath}: changed since it was lowered; lower it again")
-    fe = run_frontend(mpath, doc["input_layout"])
-    plan = {k: parse_choice(v) for k, v in doc["plan"]["layers"].items()}
-    model = fake_quant_model(fe.graph, fe.layers, plan, doc["input_layout"])
-    neurons = [(nr["tensor"], nr["lowered_tensor"]) for nr in doc["neurons"]]
-    names = [fe.graph.outputs[0]] + [t for t, _ in neurons]
-    preds, same, total = [], 0, 0
-    b0 = groups.shape[1] if doc["input_layout"].startswith("B") else groups.shape[2]
-    pad = len(groups) * b0 - len(x)
-    xp = np.concatenate([x, np.repeat(x[:1], pad, axis=0)]) if pad else x
-    with torch.no_grad():
-        for i in range(0, len(groups), chunk):
-            xs = torch.from_numpy(np.ascontiguousarray(xp[i * b0: (i + chunk) * b0], dtype=np.float32))
-            outs = model.forward_all(xs, names=names)
-            preds.append(model.scores(outs[0], grouped=True).numpy())
-            ints = intref.run(g, groups[i: i + chunk], names=[lt for _, lt in neurons])
-            for fo, io in zip(outs[1:], ints, strict=True):
-                fo = fo.numpy()
-                same += int((fo == io[: fo.shape[0]]).sum())
-                total += fo.size
-    pred_f = np.concatenate(preds)[: len(y)].argmax(axis=1)
-    res.accuracy_float = float((pred_f == y).mean())
-    res.float_vs_int_predictions = int((pred_f == pred_int).sum())
-    res.spike_agreement = same / total if total else None
-    res.spikes_compared = total
+        mpath = Path(doc["model"]["path"])
+        if not mpath.is_file():
+            raise ConfigError(f"{mpath}: the lowered model's source is gone; cannot run the fake-quant float model")
+        if fingerprint(mpath) != doc["model"]["fingerprint"]:
+            raise ConfigError(f"{mpath}: changed since it was lowered; lower it again")
+        fe = run_frontend(mpath, doc["input_layout"])
+        plan = {k: parse_choice(v) for k, v in doc["plan"]["layers"].items()}
+        self.model = fake_quant_model(fe.graph, fe.layers, plan, doc["input_layout"])
+        neurons = [(nr["tensor"], nr["lowered_tensor"]) for nr in doc["neurons"]]
+        self.names = [fe.graph.outputs[0]] + [t for t, _ in neurons]
+        self.lowered = [lt for _, lt in neurons]
+        self.b0 = groups.shape[1] if doc["input_layout"].startswith("B") else groups.shape[2]
+        pad = len(groups) * self.b0 - len(x)
+        self.x = np.concatenate([x, np.repeat(x[:1], pad, axis=0)]) if pad else x
+        self.preds: list[np.ndarray] = []
+        self.same = self.total = 0
+
+    def step(self, i: int, chunk: int, ints: list[np.ndarray]) -> None:
+        import torch
+
+        b0 = self.b0
+        xs = torch.from_numpy(np.ascontiguousarray(self.x[i * b0: (i + chunk) * b0], dtype=np.float32))
+        with torch.no_grad():
+            outs = self.model.forward_all(xs, names=self.names)
+        self.preds.append(self.model.scores(outs[0], grouped=True).numpy())
+        for fo, io in zip(outs[1:], ints, strict=True):
+            fo = fo.numpy()
+            self.same += int((fo == io[: fo.shape[0]]).sum())
+            self.total += fo.size
+
+    def finish(self, pred_int: np.ndarray, y: np.ndarray, res: VerifyResult) -> None:
+        pred_f = np.concatenate(self.preds)[: len(y)].argmax(axis=1)
+        res.accuracy_float = float((pred_f == y).mean())
+        res.float_vs_int_predictions = int((pred_f == pred_int).sum())
+        res.spike_agreement = self.same / self.total if self.total else None
+        res.spikes_compared = self.total
 
 
 # --------------------------------------------------------------------------- commands
