@@ -302,6 +302,107 @@ def test_measured_spike_agreement_on_realistic_currents(res):
     assert min(rates.values()) >= (0.999 if res == 16 else 0.99), rates
 
 
+# --------------------------------------------------------------------------- silent-input ties
+def silent_tie_biases(p: LIFParams, T: int, C: int, rng: np.random.Generator) -> np.ndarray:
+    """Per channel a float32 bias on which the float neuron's silent membrane (x_t = b at
+    every step) meets θ at a random step, to float32 precision: what a bias tuned until the
+    firing rate changes ends on (float64 bisection of the first spike's step, then the
+    float32 value on one side or the other)."""
+    out = []
+    for _ in range(C):
+        t = int(rng.integers(0, T))
+
+        def first(b: float) -> int:
+            s = lif_numpy(np.full((T, 1), b), p)[:, 0]
+            return int(np.argmax(s)) if s.any() else T
+
+        lo, hi = -10.0, 10.0
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if first(mid) > t else (lo, mid)
+        out.append(float(np.float32(hi if rng.random() < 0.5 else lo)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("res", [8, 16])
+@pytest.mark.parametrize("case", list(AGREEMENT_CASES))
+def test_silent_input_ties_fire_as_the_float_neuron(case, res):
+    """Every channel's float membrane on the silent input (accumulator 0) meets θ within
+    float32 rounding: round half up of the bias alone fires differently there on about
+    half the channels; fold_lif rounds those biases the other way (exact decay: the other
+    neighbour; rounded decay: within 4 units), so the silent spikes are the float
+    neuron's on every channel, and the error model still holds on other inputs."""
+    p, T, C = AGREEMENT_CASES[case], 4, 48
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0.05, 0.3, C).astype(np.float32).astype(np.float64)
+    a[::5] *= -1
+    b = silent_tie_biases(p, T, C, rng)
+    fold = fold_lif(p, sym(a, b, T, (-15, 15)), res, "LIF 't'", membrane=True)
+    want = float_lif(np.broadcast_to(b, (T, C)).copy(), p)[0]
+    got = lif_int(np.zeros((T, C), np.int64), fold.attrs, 0)
+    wrong = int((got != want).any(axis=0).sum())
+    assert wrong <= (1 if res == 8 else 0), wrong  # R = 8, τ 2 soft: one cell holds two ties
+    moved = fold.record.get("bias_silent_channels", 0)
+    assert C // 5 <= moved <= C - C // 5, moved  # round half up alone would miss these
+    at = fold.attrs  # the bias error in units of its grid: < 1 (exact decay) or < 4 (rounded), ≤ ½ elsewhere
+    G, F = fold.record["bias_fraction_bits"], at["frac_bits"]
+    cin = 1.0 / p.tau if at.get("round") and p.decay_input else 1.0  # the exact form divides by τ = 2^k later
+    dB = np.abs((at["bias"].reshape(-1) >> (F - G)) - b * cin / fold.membrane_a.reshape(-1) * 2.0 ** (G - F))
+    units = 4 if at.get("round") else 1
+    assert np.all(dB < units) and int((dB > 0.5 + 1e-9).sum()) == moved
+    acc = np.random.default_rng(5).integers(-15, 16, size=(T, 11, C))
+    fold2, s_int, h_int, ref = run_both(p, a, b, acc, (-15, 15), res)
+    assert np.array_equal(fold2.attrs["bias"], fold.attrs["bias"])
+    error_model(p, fold2, a, b, s_int, h_int, ref)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize(("T", "b", "a", "a_other"), [
+    (1, 2.0, 0.3, 0.3),  # h_0 = b/2 = θ exactly
+    # h_1 = 3b/4 = θ + 2^-25: QKFormer's stage2.0.attn.proj_lif, channel 6, at plan offsets 1
+    # and 0 (G = 11 and 18, set by the other channels)
+    (2, 1.3333333730697632, 0.0063616009429097176, 0.02),
+    (2, 1.3333333730697632, 0.6152375340461731, 3.0),
+])
+def test_a_bias_tied_on_the_silent_input_keeps_its_spikes(T, b, a, a_other, strict):
+    """τ = 2, θ = 1, hard reset, a non-dyadic scale: b/u rounded half up lands below the
+    tie, so the silent input would not fire; the bias is rounded up instead (the float
+    neuron fires, "≥"; with ">" only where h > θ). An accumulator range without 0 keeps
+    round half up."""
+    p = LIFParams(tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True, comparison=">" if strict else ">=")
+    av, bv = np.array([a, a_other]), np.array([b, 0.5])
+    fold = fold_lif(p, sym(av, bv, T, (-1848, 1777)), 16, "LIF 't'")
+    want = float_lif(np.broadcast_to(bv, (T, 2)).copy(), p)[0]
+    assert np.array_equal(lif_int(np.zeros((T, 2), np.int64), fold.attrs, 0), want)
+    tie_fires = bool(want[:, 0].any())
+    assert tie_fires == (not strict or b != 2.0)
+    assert fold.record.get("bias_silent_channels", 0) == int(tie_fires)
+    G = fold.record["bias_fraction_bits"]
+    scaled = b / a * 2.0**G
+    assert scaled - math.floor(scaled) < 0.5  # the premise: round half up goes below the tie
+    assert fold.attrs["bias"].reshape(-1)[0] >> (fold.attrs["frac_bits"] - G) == math.floor(scaled) + tie_fires
+    positive = fold_lif(p, sym(av, bv, T, (1, 1777)), 16, "LIF 't'")  # never silent
+    assert "bias_silent_channels" not in positive.record
+    assert positive.attrs["bias"].reshape(-1)[0] >> (positive.attrs["frac_bits"] - G) == math.floor(scaled)
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["ts", "dynamo"])
+def test_qkformer_silent_tie_is_kept(dynamo, tmp_path):
+    """SpikingJelly's QKFormer (zoo defaults): its calibration left stage2.0.attn.proj_lif's
+    channel 6 with the silent membrane 2^-25 above θ; round half up of the bias flipped
+    every silent element there (98.40 % of the spikes identical at R = 16, predictions
+    75 %, on 64 samples). With the silent-input rounding: every spike and prediction."""
+    from tests.test_lower_common import lower_zoo
+    from tests.zoo import sj_qkformer
+
+    zm = sj_qkformer(tmp_path, dynamo=dynamo)
+    fe, plan, lm = lower_zoo(zm, 1)
+    moved = {n["name"]: n["bias_silent_channels"] for n in lm.neurons if n.get("bias_silent_channels")}
+    assert moved == {"stage2.0.attn.proj_lif": 1}
+    r = compare_with_float(fe, plan, lm, _spikes(np.random.default_rng(11), (16, 2, 2, 32, 32)))
+    assert r["spikes"] == 1.0 and r["argmax"] == 1.0, r
+
+
 # --------------------------------------------------------------------------- hand-built graphs
 def lif_graph(attrs: dict, shape: tuple[int, ...], acc: tuple[int, int], shl: int = 0) -> Graph:
     """x (int16 range) [→ Shl] → LIF (S, H) → Z = 2·H + S: one output that holds both."""

@@ -28,6 +28,11 @@ Resolution rule: F (exact: G) ≥ max_c ⌈R − log₂(θ'/u_c)⌉ (R = resolut
 threshold; exact decay: G is capped there), so a unit is at most θ'·2^−R and each
 rounding moves the membrane by at most θ'·2^−(R+1). A channel with a_c = 0 ignores its
 input; its unit is the largest power of two within θ'·2^−(R+F) (the first lowering: θ·2^−R).
+Bias rounding and the silent input: where the bias rounded half up makes the integer
+neuron fire on the silent input (accumulator 0 at every step, x = b) on other steps than
+the float neuron (exact rationals), the nearest integer that fires as the float neuron does
+is taken instead, within 1 unit (exact decay: the other neighbour) or 4 units (rounded
+decay); exact biases never move (`_round_bias`; record `bias_silent_channels`).
 Fire: s = H ≥ Θ, Θ = ⌈θ'/u·2^F⌉ (">": ⌊θ'/u·2^F⌋ + 1) — exact, H is an integer.
 Reset: hard P = s ? 0 : H; subtract P = H − s·RB, RB ≈ reset_by/u·2^F; or "lagged": P = H
 and the next step subtracts RB' ≈ β·reset_by/u·2^F after the decay (snnTorch's
@@ -55,7 +60,7 @@ import numpy as np
 
 from hqc.errors import ModelError
 from hqc.intops.base import INT64_SAFE
-from hqc.intops.neuron import lif_ranges
+from hqc.intops.neuron import lif_int, lif_ranges
 from hqc.ir import Node
 from hqc.lif import LIFParams
 from hqc.lowering.affine import Sym, arr, bits_needed, ceil_to, floor_to, frac, round_half_up
@@ -167,6 +172,88 @@ def _rounding(ratios: list[Fraction], bits: int) -> float:
     return float(sum(abs(round_half_up(r * _TWO**bits) - r * _TWO**bits) for r in ratios) / _TWO**bits)
 
 
+SILENT_WINDOW = {"exact": 1, "rounded": 4}  # a bias rounded for the silent input moves by < this many units
+
+
+def _silent_float(n: _Neuron, b: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """The float neuron on the silent input x_t = b_c (accumulator 0 at every step), in
+    float64, per channel: (spikes (T, C), the smallest |h_t − θ| over the steps)."""
+    beta, cin, theta = float(n.beta), float(n.cin), float(n.theta)
+    v = np.full(b.shape, float(n.v0))
+    out, gap = np.zeros((T, b.size), bool), np.full(b.shape, np.inf)
+    for t in range(T):
+        h = beta * v + cin * b
+        s = h > theta if n.strict else h >= theta
+        gap = np.minimum(gap, np.abs(h - theta))
+        v = np.where(s, 0.0, h) if n.hard else h - s * float(n.reset_by)
+        out[t] = s
+    return out, gap
+
+
+def _silent_spikes(n: _Neuron, b: Fraction, T: int) -> np.ndarray:
+    """The float neuron's spikes on the silent input x_t = b, exactly (rational arithmetic
+    on the float parameters)."""
+    v, out = n.v0, []
+    for _ in range(T):
+        h = n.beta * v + n.cin * b
+        s = h > n.theta if n.strict else h >= n.theta
+        v = (Fraction(0) if s else h) if n.hard else (h - n.reset_by if s else h)
+        out.append(s)
+    return np.array(out, bool)
+
+
+def _round_bias(n: _Neuron, ch: _Channels, scaled: list[Fraction], shift: int, attrs: dict[str, Any],
+                window: int) -> tuple[list[int], int]:
+    """The integer biases B_c = q_c·2^shift for the exact scaled biases scaled_c (b_c/u_c·2^bits).
+
+    q_c = round_half_up(scaled_c), except where the integer neuron then fires on the
+    *silent input* (accumulator 0 at every step: x_t = b_c) on other steps than the float
+    neuron. The silent input is the commonest input of a spiking layer (no spike in the
+    receptive field), and its membrane is the one value no weight quantizer moves, so a
+    float membrane that sits on the threshold there (a bias tuned until a neuron's firing
+    rate changes ends exactly on such a value) stays on it in the fake-quant model, and a
+    rounding of the bias in the wrong direction flips every silent element of the channel.
+    There q_c is the integer nearest to scaled_c, |q_c − scaled_c| < `window`, with which
+    the integer neuron's silent spikes are the float neuron's (exact rationals); none: the
+    nearest. An exact bias (scaled_c an integer) is never changed, nor is anything when 0
+    is outside the accumulator's range. `attrs`: the integer LIF's attributes but the
+    bias. Returns (B, the number of channels not rounded to nearest)."""
+    near = [round_half_up(v) for v in scaled]
+    lo, hi = ch.acc
+    if not lo <= 0 <= hi or all(v.denominator == 1 for v in scaled) \
+            or (max(abs(q) for q in near) + window) << shift >= INT64_SAFE:
+        return [q << shift for q in near], 0
+    zero = np.zeros((ch.T, *ch.pshape), np.int64)
+
+    def silent(qs: list[int]) -> np.ndarray:
+        bias = _ints([q << shift for q in qs], ch.pshape)
+        return np.asarray(lif_int(zero, {**attrs, "bias": bias}, 0)).reshape(ch.T, -1) != 0
+
+    got = silent(near)
+    f64, gap = _silent_float(n, np.array([float(v) for v in ch.b]), ch.T)
+    # exact check where float64 disagrees or cannot tell (a membrane within 2^-40 of θ)
+    suspect = np.flatnonzero((got != f64).any(axis=0) | (gap <= float(n.theta) * 2.0**-40))
+    wrong = {}
+    for c in suspect:
+        want = _silent_spikes(n, ch.b[c], ch.T)
+        if scaled[c].denominator != 1 and not np.array_equal(got[:, c], want):
+            wrong[int(c)] = want
+    out = list(near)
+    for j in range(1, 2 * window):  # the j-th nearest integer: near + s, near − s, near + 2s, …
+        if not wrong:
+            break
+        trial = list(out)
+        for c in wrong:
+            step = 1 if scaled[c] >= near[c] else -1
+            trial[c] = near[c] + (step if j % 2 else -step) * ((j + 1) // 2)
+        got = silent(trial)
+        for c in list(wrong):
+            if abs(trial[c] - scaled[c]) < window and np.array_equal(got[:, c], wrong[c]):
+                out[c] = trial[c]
+                del wrong[c]
+    return [q << shift for q in out], sum(int(q != r) for q, r in zip(out, near, strict=True))
+
+
 def fold_lif(p: LIFParams, s: Sym, resolution_bits: int, where: str, membrane: bool = False) -> LIFFold:
     """The integer LIF (attributes, record, membrane view) for the neuron p fed by s;
     `membrane`: its H is read out (no saturation of the bias, which would change H)."""
@@ -235,10 +322,13 @@ def _fold_exact(n: _Neuron, ch: _Channels, res: int,
     _, G, _, reset, rbs = min(choices)
     kT = k * ch.T
     F = G + kT
-    B = [round_half_up(r * _TWO**G) << kT for r in ratios]
     V0 = [round_half_up(v * _TWO**G) << kT for v in v0s]
     RB = [round_half_up(r * _TWO**G) << kT for r in rbs]
     TH = [_theta(n, u, F) for u in units]
+    B, directed = _round_bias(n, ch, [r * _TWO**G for r in ratios], kT,
+                              {"tau_shift": k, "x_shift": xs, "frac_bits": F, "theta": _ints(TH, ch.pshape),
+                               "sign": _ints(ch.signs, ch.pshape), **_optional(m, k, 0, reset, RB, V0, ch.pshape)},
+                              SILENT_WINDOW["exact"])
     acc_max = max(abs(ch.acc[0]), abs(ch.acc[1])) << F
     if first and n.decay_input and not membrane:
         for c in range(len(B)):  # saturation (first lowering): channels that always or never fire
@@ -278,6 +368,8 @@ def _fold_exact(n: _Neuron, ch: _Channels, res: int,
         "membrane_bits": int(attrs["mem_bits"]),
         "exact": rounded_b == 0 and rounded_c == 0,
     }
+    if directed:
+        rec["bias_silent_channels"] = directed
     if not (first and n.offset == 0):
         rec.update(_variant_record(n, reset, "exact", k, m, rounded_c))
     return attrs, rec, units, F
@@ -310,13 +402,13 @@ def _fold_rounded(n: _Neuron, ch: _Channels, res: int,
                 err = _rounding(rbs, F)
             choices.append((err, i, reset, rbs))
         _, _, reset, rbs = min(choices)
-        B = [round_half_up(r * _TWO**F) for r in ratios]
         V0 = [round_half_up(v * _TWO**F) for v in v0s]
         RB = [round_half_up(r * _TWO**F) for r in rbs]
         TH = [_theta(n, u, F) for u in units]
-        attrs: dict[str, Any] = {"tau_shift": k, "x_shift": k, "frac_bits": F, "bias": _ints(B, ch.pshape),
-                                 "theta": _ints(TH, ch.pshape), "sign": _ints(ch.signs, ch.pshape)}
-        attrs.update(_optional(m, k, 1, reset, RB, V0, ch.pshape))
+        attrs: dict[str, Any] = {"tau_shift": k, "x_shift": k, "frac_bits": F, "theta": _ints(TH, ch.pshape),
+                                 "sign": _ints(ch.signs, ch.pshape), **_optional(m, k, 1, reset, RB, V0, ch.pshape)}
+        B, directed = _round_bias(n, ch, [r * _TWO**F for r in ratios], 0, attrs, SILENT_WINDOW["rounded"])
+        attrs = {"tau_shift": k, "x_shift": k, "frac_bits": F, "bias": _ints(B, ch.pshape), **attrs}
         if _finish_bounds(attrs, ch, TH):
             break
     else:
@@ -335,6 +427,8 @@ def _fold_rounded(n: _Neuron, ch: _Channels, res: int,
         "exact": False,
         **_variant_record(n, reset, "rounded", k, m, rounded_c),
     }
+    if directed:
+        rec["bias_silent_channels"] = directed
     return attrs, rec, units, F
 
 
