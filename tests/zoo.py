@@ -522,20 +522,6 @@ def _shift_knob(
     leak = spec.tau if spec.decay_input and np.isfinite(spec.tau) else 1.0
     span = float(np.abs(x_seq).max()) + 4.0 * abs(spec.v_threshold) * leak
     delta = _bisect(sim_rate, goal, -span, span)
-    # The bisection ends on a step of the rate, often where every silent input (x = b)
-    # reaches the threshold at once: a membrane tied with θ, which flips between runtimes
-    # and roundings. Step off it to where no membrane lies within 1e-5·θ.
-    eps = 1e-5 * max(1.0, abs(spec.v_threshold))
-
-    def stable(d: float) -> bool:
-        r = sim_rate(d)
-        return sim_rate(d - eps) == r == sim_rate(d + eps)
-
-    if not stable(delta):
-        for k in (1, -1, 2, -2, 4, -4, 8, -8, 16, -16, 64, -64):
-            if stable(delta + 3 * k * eps) and accept[0] <= sim_rate(delta + 3 * k * eps) <= accept[1]:
-                delta += 3 * k * eps
-                break
     got, how = real_rate(delta), "simulated"
     if not accept[0] <= got <= accept[1]:
         delta = _bisect(real_rate, goal, -span, span, iters=24)
