@@ -60,8 +60,12 @@ def run_one(builder: Any, kwargs: dict[str, Any], samples: int, tmp: Path) -> di
     from tests.zoo import model_id
 
     row: dict[str, Any] = {"model": model_id(builder, kwargs), "exporter": "dynamo" if kwargs.get("dynamo", True) else "torchscript"}
-    t0 = time.perf_counter()
-    zm = builder(tmp, **kwargs)
+    try:
+        t0 = time.perf_counter()
+        zm = builder(tmp, **kwargs)
+    except Exception as exc:  # the builder itself (export, calibration) failed
+        row.update(result=f"build failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", onnx_nodes="–")
+        return row
     row["build_s"] = round(time.perf_counter() - t0, 2)
     row["onnx_nodes"] = len(onnx.load(str(zm.onnx_path), load_external_data=False).graph.node)
     rates = [n.firing_rate for n in zm.neurons if n.firing_rate is not None]
