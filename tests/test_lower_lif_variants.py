@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+import hqc.lowering.neurons as lowering_neurons
 from hqc import intref
 from hqc.errors import ModelError
 from hqc.intops import INT_DOMAIN, OPS, check_lowered
@@ -326,12 +327,13 @@ def silent_tie_biases(p: LIFParams, T: int, C: int, rng: np.random.Generator) ->
 
 @pytest.mark.parametrize("res", [8, 16])
 @pytest.mark.parametrize("case", list(AGREEMENT_CASES))
-def test_silent_input_ties_fire_as_the_float_neuron(case, res):
+def test_silent_input_ties_fire_as_the_float_neuron(case, res, monkeypatch):
     """Every channel's float membrane on the silent input (accumulator 0) meets θ within
     float32 rounding: round half up of the bias alone fires differently there on about
     half the channels; fold_lif rounds those biases the other way (exact decay: the other
     neighbour; rounded decay: within 4 units), so the silent spikes are the float
     neuron's on every channel, and the error model still holds on other inputs."""
+    monkeypatch.setattr(lowering_neurons, "FREE_BITS", 0)  # the silent-input rule at the resolution rule's bits
     p, T, C = AGREEMENT_CASES[case], 4, 48
     rng = np.random.default_rng(3)
     a = rng.uniform(0.05, 0.3, C).astype(np.float32).astype(np.float64)
@@ -364,11 +366,12 @@ def test_silent_input_ties_fire_as_the_float_neuron(case, res):
     (2, 1.3333333730697632, 0.0063616009429097176, 0.02),
     (2, 1.3333333730697632, 0.6152375340461731, 3.0),
 ])
-def test_a_bias_tied_on_the_silent_input_keeps_its_spikes(T, b, a, a_other, strict):
+def test_a_bias_tied_on_the_silent_input_keeps_its_spikes(T, b, a, a_other, strict, monkeypatch):
     """τ = 2, θ = 1, hard reset, a non-dyadic scale: b/u rounded half up lands below the
     tie, so the silent input would not fire; the bias is rounded up instead (the float
     neuron fires, "≥"; with ">" only where h > θ). An accumulator range without 0 keeps
     round half up."""
+    monkeypatch.setattr(lowering_neurons, "FREE_BITS", 0)  # the silent-input rule at the resolution rule's bits
     p = LIFParams(tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True, comparison=">" if strict else ">=")
     av, bv = np.array([a, a_other]), np.array([b, 0.5])
     fold = fold_lif(p, sym(av, bv, T, (-1848, 1777)), 16, "LIF 't'")
@@ -387,11 +390,12 @@ def test_a_bias_tied_on_the_silent_input_keeps_its_spikes(T, b, a, a_other, stri
 
 
 @pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["ts", "dynamo"])
-def test_qkformer_silent_tie_is_kept(dynamo, tmp_path):
+def test_qkformer_silent_tie_is_kept(dynamo, tmp_path, monkeypatch):
     """SpikingJelly's QKFormer (zoo defaults): its calibration left stage2.0.attn.proj_lif's
     channel 6 with the silent membrane 2^-25 above θ; round half up of the bias flipped
     every silent element there (98.40 % of the spikes identical at R = 16, predictions
     75 %, on 64 samples). With the silent-input rounding: every spike and prediction."""
+    monkeypatch.setattr(lowering_neurons, "FREE_BITS", 0)  # the silent-input rule at the resolution rule's bits
     from tests.test_lower_common import lower_zoo
     from tests.zoo import sj_qkformer
 
@@ -796,3 +800,26 @@ def test_a_membrane_width_below_the_proven_one_is_refused():
     node = g.add_node("LIF", ["x"], ["s"], {**BASE, "mem_bits": 8}, name="n", domain=INT_DOMAIN)
     with pytest.raises(ModelError, match=r"LIF node 'n': mem_bits 8 below the proven membrane width \d+"):
         OPS["LIF"].bounds(node, [(-100, 100)], g)
+
+
+@pytest.mark.parametrize("tau", [2.0, math.inf])
+def test_free_bits_round_the_bias_finer_within_int32(monkeypatch, tau):
+    """An exact-decay neuron whose membrane fits int32 with room to spare takes more bias
+    fraction bits than the resolution rule asks (up to 16 more), never a wider membrane:
+    the same C type, a bias closer to the float one, and the float neuron's spikes on
+    inputs whose membranes pass within θ·2^-17 of the threshold."""
+    p = LIFParams(tau=tau, v_threshold=1.0, v_reset=0.0, decay_input=math.isfinite(tau), comparison=">=")
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0.002, 0.004, 16), rng.uniform(-0.3, 0.3, 16)
+    monkeypatch.setattr(lowering_neurons, "FREE_BITS", 0)
+    plain_fold = fold_lif(p, sym(a, b, 2, (-400, 400)), 16, "LIF 't'")
+    monkeypatch.setattr(lowering_neurons, "FREE_BITS", 16)
+    free = fold_lif(p, sym(a, b, 2, (-400, 400)), 16, "LIF 't'")
+    G0, G1 = plain_fold.record["bias_fraction_bits"], free.record["bias_fraction_bits"]
+    assert G0 < G1 <= G0 + 16 and plain_fold.record["membrane_bits"] <= free.record["membrane_bits"] <= 31
+    acc = rng.integers(-400, 401, size=(2, 4000, 16))
+    s0 = lif_int(acc, plain_fold.attrs, 0)
+    s1 = lif_int(acc, free.attrs, 0)
+    want = float_lif(acc * a + b, p)[0]
+    assert (s1 != want).sum() <= (s0 != want).sum()
+    assert (s1 != want).mean() < 1e-4
