@@ -259,18 +259,20 @@ FREE_BITS = 16  # at most this many fraction bits beyond the resolution rule, fo
 
 def _free_bits(n: _Neuron, ch: _Channels, res: int, membrane: bool, fold: Any) -> Any:
     """The exact-decay fold with the most fraction bits (up to res + FREE_BITS) whose
-    membrane still fits int32, the C type the resolution rule's fold needs already: the
-    bias (and reset, v_init) round finer at no cost in width or speed. A membrane lattice
+    membrane still fits the C type the resolution rule's fold needs already (int32, or
+    int64 with 62 bits): the bias (and reset, v_init) round finer at no cost in width or
+    speed. A membrane lattice
     point within θ·2^−(res+1) of the threshold is not rare in a spiking layer (a quarter of
     a million membranes per sample), and a flipped spike cascades through later layers:
     measured on SpikingJelly's SEW-ResNet (IF neurons), res = 16 alone left 2 of 100
     predictions different from the fake-quant model's, the free bits none."""
+    limit = 31 if fold[1]["membrane_bits"] <= 31 else 62
     for extra in (e for e in (16, 12, 8, 6, 4, 2, 1) if e <= FREE_BITS):
         try:
             f = _fold_exact(n, ch, res + extra, membrane)
         except OverflowError:  # a constant beyond int64 at these bits: not a candidate
             continue
-        if f is not None and f[1]["membrane_bits"] <= 31:
+        if f is not None and f[1]["membrane_bits"] <= limit:
             return f
     return fold
 
@@ -292,7 +294,7 @@ def fold_lif(p: LIFParams, s: Sym, resolution_bits: int, where: str, membrane: b
     signs = [(av > 0) - (av < 0) for av in af]
     ch = _Channels(af, bf, signs, pshape, (int(s.lo), int(s.hi)), T, ta)
     fold = _fold_exact(n, ch, resolution_bits, membrane) if n.k is not None else None
-    if fold is not None and not fold[1]["exact"] and fold[1]["membrane_bits"] <= 31:
+    if fold is not None and not fold[1]["exact"]:
         fold = _free_bits(n, ch, resolution_bits, membrane, fold)
     if fold is None:
         if n.is_if:
