@@ -461,6 +461,7 @@ def _c_qlinear(e: CEmitter, node: Node) -> None:
     lines += ["}", "// hqc-kernel end"]
     _finish(e, lines, Y, quant, M * NO)
 
+
 def _c_qlinear_left(e: CEmitter, node: Node) -> None:
     """y[m, o, n] = Σ_k w[o, k] · x[m, k, n]: each weight decoded once, then applied to
     the contiguous row x[m, k, :] of every leading index m."""
