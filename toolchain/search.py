@@ -216,13 +216,17 @@ def _seed_for(seed: int, *parts: Any) -> int:
 
 
 def holdout_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (train indices, held-out indices) of labels y; deterministic in seed."""
+    """Stratified (train indices, held-out indices) of labels y; deterministic in seed.
+
+    Each class holds out round(fraction * n) of its n samples, at least 1 and at most
+    n - 1: a class of 2 samples gives one to each side, a class of 1 stays in training.
+    """
     rng = np.random.default_rng(_seed_for(seed, "holdout"))
     keep, held = [], []
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         idx = idx[rng.permutation(idx.size)]
-        k = int(round(fraction * idx.size))
+        k = min(max(1, int(round(fraction * idx.size))), idx.size - 1)
         held.append(idx[:k])
         keep.append(idx[k:])
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
@@ -514,9 +518,11 @@ def run_search(
     keep = np.arange(len(full_train))
     if user_plan is None:
         keep, hidx = holdout_split(full_train.y, cfg.holdout_fraction, cfg.seed)
-        if hidx.size == 0 or keep.size == 0:
-            raise DataError(f"{ds.path}: the training split has {len(full_train)} samples; holding out "
-                            f"{cfg.holdout_fraction:g} of it for the architecture step leaves an empty split")
+        if hidx.size == 0:
+            raise DataError(f"{ds.path}: the training split has {len(full_train)} samples of "
+                            f"{np.unique(full_train.y).size} classes, one per class; the search holds out "
+                            "samples for its architecture step and needs at least 2 samples of a class "
+                            "(2 per class to hold out one of each); give more data or --plan to skip it")
         train, held = _subset(full_train, keep), _subset(full_train, hidx)
     eval_name = "val" if "val" in ds.splits else ("holdout" if held is not None else "train")
     evals = ds.splits["val"] if "val" in ds.splits else (held if held is not None else full_train)
