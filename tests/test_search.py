@@ -212,7 +212,7 @@ def test_cli_defaults_are_the_library_defaults():
     ("shape", r"error: .*bad\.npz: 'x' samples have shape \[2, 2, 8, 8\]; the model expects \[2, 2, 16, 16\]"),
     ("labels", r"error: .*bad\.npz: 'y' has label 12, outside 0\.\.9"),
     ("empty", r"error: .*bad\.npz: split 'val' \('x_val'\) is empty"),
-    ("holdout", r"error: .*bad\.npz: the training split has 1 samples; holding out 0\.2 of it .* leaves an empty split"),
+    ("holdout", r"error: .*bad\.npz: the training split has 1 samples of 1 classes, one per class; .* needs at least 2 samples of a class"),
     ("lambda", r"error: lambda must be >= 0, got -0\.5"),
     ("epochs", r"error: epochs must be an integer >= 0, got -1"),
     ("plan", r"error: .*nope\.yaml: cannot read plan"),
