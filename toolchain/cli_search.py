@@ -12,9 +12,11 @@ from typing import Any
 
 import click
 
-# The library's defaults (hqc.search.SearchConfig), repeated so that `hqc --help` and the
-# other commands do not import torch; tests/test_search.py checks that they agree.
-DEFAULTS: dict[str, Any] = {"lam": 0.03, "epochs": 10, "finetune_epochs": 3, "batch_size": 32}
+from hqc.config import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_FINETUNE_EPOCHS, DEFAULT_LAMBDA
+
+# The defaults of hqc.config, shared with `hqc compile` and hqc.search.SearchConfig.
+DEFAULTS: dict[str, Any] = {"lam": DEFAULT_LAMBDA, "epochs": DEFAULT_EPOCHS,
+                            "finetune_epochs": DEFAULT_FINETUNE_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE}
 
 
 class _Bars:

@@ -32,21 +32,32 @@ STAGES: tuple[str, ...] = (
 )
 
 
+# The one set of defaults of `hqc compile`, `hqc search` and `hqc.search.SearchConfig`.
+#: λ when none is given (tuned on examples/ndigits, see docs/search.md).
+DEFAULT_LAMBDA = 0.03
+DEFAULT_EPOCHS = 6
+DEFAULT_FINETUNE_EPOCHS = 2
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_SEED = 0
+DEFAULT_DEVICE = "cpu"
+DEFAULT_TARGET = "cmos45"
+
+
 @dataclass
 class CompileConfig:
     model: str = ""
     data: str = ""
-    target: str = "cmos45"
+    target: str = DEFAULT_TARGET
     out: str = ""
     plan: str | None = None
     search_space: str | None = None
     input_layout: str | None = None
-    lambda_: float | None = None
-    epochs: int = 6
-    finetune_epochs: int = 2
-    batch_size: int = 32
-    seed: int = 0
-    device: str = "cpu"
+    lambda_: float | None = None  # None: DEFAULT_LAMBDA
+    epochs: int = DEFAULT_EPOCHS
+    finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    seed: int = DEFAULT_SEED
+    device: str = DEFAULT_DEVICE
     stop_after: str | None = None
     verify_limit: int | None = None
     split: str = "val"

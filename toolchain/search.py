@@ -56,6 +56,14 @@ from torch.utils.data import DistributedSampler
 
 from hqc.backend import TorchModel
 from hqc.choices import QuantChoice, parse_choice
+from hqc.config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DEVICE,
+    DEFAULT_EPOCHS,
+    DEFAULT_FINETUNE_EPOCHS,
+    DEFAULT_LAMBDA,
+    DEFAULT_SEED,
+)
 from hqc.data import Dataset, Split, load_data
 from hqc.errors import ConfigError, DataError
 from hqc.ir import Graph
@@ -70,8 +78,6 @@ from hqc.targets import load_target
 
 log = logging.getLogger(__name__)
 
-#: λ of `hqc search` when none is given (tuned on examples/ndigits, see docs/search.md).
-DEFAULT_LAMBDA = 0.03
 PLAN_FILE = "plan.yaml"
 QAT_MODEL_FILE = "model.qat.onnx"
 CHECKPOINT_FILE = "search.ckpt"
@@ -84,12 +90,12 @@ Progress = Callable[[str, dict[str, Any]], None]
 class SearchConfig:
     """Hyper-parameters of the search and the fine-tune (see the module docstring)."""
 
-    lam: float = DEFAULT_LAMBDA
-    epochs: int = 10
-    finetune_epochs: int = 3
-    batch_size: int = 32
-    seed: int = 0
-    device: str = "cpu"
+    lam: float = DEFAULT_LAMBDA  # the defaults: hqc.config (one set for compile and search)
+    epochs: int = DEFAULT_EPOCHS
+    finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    seed: int = DEFAULT_SEED
+    device: str = DEFAULT_DEVICE
     lr: float = 3e-5
     min_lr: float = 1e-5
     warmup_epochs: float = 1.0
