@@ -7,6 +7,7 @@ output folder reproduces it: load → dump → load is the identity.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from hqc.errors import ConfigError
 from hqc.yamlio import AliasError, safe_load
 
 CONFIG_SCHEMA = "hqc.config/1"
+_DEVICE = re.compile(r"cpu|cuda(:(0|[1-9][0-9]*))?")
 
 STAGES: tuple[str, ...] = (
     "import",
@@ -70,8 +72,7 @@ class CompileConfig:
                 raise ConfigError(f"{where}: {name} must be ≥ 0, got {getattr(self, name)}")
         if self.batch_size <= 0:
             raise ConfigError(f"{where}: batch_size must be > 0, got {self.batch_size}")
-        if self.device not in ("cpu", "cuda"):
-            raise ConfigError(f"{where}: device must be cpu or cuda, got {self.device!r}")
+        check_device(self.device, where)
         if self.stop_after is not None and self.stop_after not in STAGES:
             raise ConfigError(f"{where}: stop_after {self.stop_after!r} is not a stage ({', '.join(STAGES)})")
         if self.split not in ("train", "val", "test"):
@@ -127,6 +128,29 @@ class CompileConfig:
             mark = getattr(exc, "problem_mark", None)
             raise ConfigError(f"{p}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
         return cls.from_dict(data or {}, str(p))
+
+
+def check_device(device: str, where: str | None = None) -> None:
+    """ConfigError unless `device` has the form cpu, cuda or cuda:N (N = 0, 1, ...)."""
+    if not isinstance(device, str) or _DEVICE.fullmatch(device) is None:
+        prefix = f"{where}: " if where else ""
+        raise ConfigError(f"{prefix}device must be cpu, cuda or cuda:N (N = 0, 1, ...), got {device!r}")
+
+
+def require_device(device: str) -> None:
+    """ConfigError when `device` names a CUDA device that torch does not see here (at use:
+    this imports torch)."""
+    check_device(device)
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but torch has no CUDA device here "
+                          f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use --device cpu")
+    n = torch.cuda.device_count()
+    if ":" in device and int(device.split(":")[1]) >= n:
+        raise ConfigError(f"device {device!r} requested but torch sees {n} CUDA device(s): cuda:0..cuda:{n - 1}")
 
 
 def _public(name: str) -> str:

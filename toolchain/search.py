@@ -63,6 +63,7 @@ from hqc.config import (
     DEFAULT_FINETUNE_EPOCHS,
     DEFAULT_LAMBDA,
     DEFAULT_SEED,
+    require_device,
 )
 from hqc.data import Dataset, Split, load_data
 from hqc.errors import ConfigError, DataError
@@ -140,10 +141,7 @@ class SearchConfig:
             raise bad("weight-decay/warmup-epochs", ">= 0", (self.weight_decay, self.warmup_epochs))
         if self.alpha_grad not in ("straight-through", "sampled"):
             raise bad("alpha-grad", "straight-through or sampled", self.alpha_grad)
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise bad("device", "cpu or cuda", self.device)
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device {self.device!r} requested but torch has no CUDA device here")
+        require_device(self.device)
 
 
 @dataclass
