@@ -173,6 +173,10 @@ def _register_optional() -> None:
     from hqc.cli_compile import compile_cmd
 
     main.add_command(compile_cmd)
+    # hqc export (toolchain/cli_export.py)
+    from hqc.cli_export import register_commands as register_export
+
+    register_export(main)
 
 
 _register_optional()
