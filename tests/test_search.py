@@ -213,8 +213,8 @@ def test_cli_defaults_are_the_library_defaults():
     ("labels", r"error: .*bad\.npz: 'y' has label 12, outside 0\.\.9"),
     ("empty", r"error: .*bad\.npz: split 'val' \('x_val'\) is empty"),
     ("holdout", r"error: .*bad\.npz: the training split has 1 samples of 1 classes, one per class; .* needs at least 2 samples of a class"),
-    ("lambda", r"error: lambda must be >= 0, got -0\.5"),
-    ("epochs", r"error: epochs must be an integer >= 0, got -1"),
+    ("lambda", r"error: options: lambda must be ≥ 0, got -0\.5"),
+    ("epochs", r"error: options: epochs must be ≥ 0, got -1"),
     ("plan", r"error: .*nope\.yaml: cannot read plan"),
     ("threads", r"error: --threads must be >= 1, got 0"),
 ])

@@ -1,8 +1,12 @@
 """The `hqc` command line. The CLI owns the terminal; the library only logs.
 
-Every user error (`HqcError`) is one line on stderr, `error: <message>`, exit code 2.
-Anything else is an internal error: one line too, exit code 3, and `--debug` shows the
-traceback.
+Exit codes (README "Exit codes", docs/cli.md):
+
+    0    ok
+    1    verification disagreement: the integer backends differ (`hqc verify`, `hqc compile`)
+    2    user error: an `HqcError` or a bad option, one line `error: <message>` on stderr
+    3    internal error: one line `internal error: ...`; `hqc --debug ...` shows the traceback
+    130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from typing import Any
 import click
 
 from hqc import __version__
-from hqc.errors import HqcError
+from hqc.errors import HqcError, VerificationError
 
 INSPECT_SCHEMA = "hqc.inspect/1"
+EXIT_OK, EXIT_DISAGREE, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class HqcGroup(click.Group):
@@ -26,20 +31,23 @@ class HqcGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except VerificationError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_DISAGREE)
         except HqcError as exc:
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            ctx.exit(EXIT_USER)
+        except (click.exceptions.Exit, click.ClickException):
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, click.exceptions.Abort):
             click.echo("interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             first = str(exc).splitlines()[0] if str(exc) else ""
             click.echo(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for details)", err=True)
-            ctx.exit(3)
+            ctx.exit(EXIT_INTERNAL)
 
 
 @click.group(cls=HqcGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,6 +181,9 @@ def _register_optional() -> None:
     from hqc.cli_compile import compile_cmd
 
     main.add_command(compile_cmd)
+    from hqc.cli_data import data
+
+    main.add_command(data)
     # hqc export (toolchain/cli_export.py)
     from hqc.cli_export import register_commands as register_export
 

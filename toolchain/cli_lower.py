@@ -30,6 +30,7 @@ from hqc.choices import QuantChoice, parse_choice
 from hqc.errors import ConfigError, DataError, ModelError, PlanError
 from hqc.ir import Graph
 from hqc.layers import LayerInfo
+from hqc.results import verify_document
 
 log = logging.getLogger(__name__)
 
@@ -459,11 +460,15 @@ def _pct(v: float | None) -> str:
 @click.option("--input-layout", default=None, help="Where the model input keeps batch and time: BT… or TB….")
 @click.option("--resolution-bits", default=None, type=int, help="LIF bias resolution: |b − b̂| ≤ θ·2^-(bits+1) (default 16).")
 @click.option("--logit-bits", default=None, type=int, help="Fraction bits of the integer logits (default 16).")
+@click.option("--json", "as_json", is_flag=True, help="Print lowering.json (hqc.lowering/1) instead of the table.")
 def lower_cmd(model: str, plan: str, out: str | None, data: str | None, input_layout: str | None,
-              resolution_bits: int | None, logit_bits: int | None) -> None:
+              resolution_bits: int | None, logit_bits: int | None, as_json: bool) -> None:
     """Lower MODEL (ONNX) with a plan to integer/shift-only form: model.int.onnx and C kernels."""
     r = lower_model(model, plan, out, data=data, input_layout=input_layout,
                     resolution_bits=resolution_bits, logit_bits=logit_bits)
+    if as_json:
+        click.echo(json.dumps(r.doc, indent=2))
+        return
     rows = [["layer", "quantizer", "params", "packed bytes", "input", "F"]]
     for x in r.doc["layers"]:
         rows.append([x["name"], x["quantizer"], str(x["params"]), str(x["packed_bytes"]), x["input"],
@@ -492,7 +497,7 @@ def lower_cmd(model: str, plan: str, out: str | None, data: str | None, input_la
 @click.option("--limit", default=None, type=int, help="Use the first N samples only.")
 @click.option("--no-c", is_flag=True, help="Skip compiling and running the C kernels.")
 @click.option("--no-float", is_flag=True, help="Skip the fake-quant float model.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON document (hqc.verify/1).")
 def verify_cmd(directory: str, data: str, split: str, limit: int | None, no_c: bool, no_float: bool,
                as_json: bool) -> None:
     """Check that the numpy reference, onnxruntime and the C kernels of DIRECTORY give identical
@@ -501,7 +506,7 @@ def verify_cmd(directory: str, data: str, split: str, limit: int | None, no_c: b
     backends = ("onnxruntime",) if no_c else ("onnxruntime", "c")
     r = verify_dir(directory, data, split, limit, backends, not no_float)
     if as_json:
-        click.echo(json.dumps(r.to_dict(), indent=2))
+        click.echo(json.dumps(verify_document(r), indent=2))
     else:
         click.echo(f"verify {directory}  ({r.split} split, {r.samples} samples, inputs {r.input_range[0]}..{r.input_range[1]})")
         for b, v in r.agree.items():

@@ -1,6 +1,7 @@
 """`hqc search`: a thin command over `hqc.search.run_search` (progress bars, summary).
 
-    hqc search MODEL.onnx --data D.npz --target cmos45 [--lambda 1.0] [-o OUTDIR] ...
+    hqc search MODEL.onnx --data D.npz --target cmos45 [--lambda 1.0] [-o OUTDIR] [--json] ...
+    hqc search --config hqc.yaml [options that win over the file]
 
 Errors are the library's `HqcError`s: one line `error: ...`, exit code 2 (see hqc.cli).
 Under torchrun every rank runs this command; only rank 0 draws and prints.
@@ -12,6 +13,7 @@ from typing import Any
 
 import click
 
+from hqc.cli_options import SHARED_FIELDS, build_config, refuse_compile_only, shared_options
 from hqc.config import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_FINETUNE_EPOCHS, DEFAULT_LAMBDA
 
 # The defaults of hqc.config, shared with `hqc compile` and hqc.search.SearchConfig.
@@ -50,58 +52,51 @@ class _Bars:
 
 
 @click.command("search")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="NPZ: x (N, T, ...), y (N,); optional x_val/y_val.")
-@click.option("--target", default="cmos45", show_default=True, help="Cost table: built-in name or YAML path.")
-@click.option("--lambda", "lam", type=float, default=DEFAULTS["lam"], show_default=True, help="Weight of the hardware loss (>= 0).")
-@click.option("--epochs", type=int, default=DEFAULTS["epochs"], show_default=True, help="Search epochs.")
-@click.option("--finetune-epochs", type=int, default=DEFAULTS["finetune_epochs"], show_default=True, help="QAT epochs of the chosen plan.")
-@click.option("--batch-size", type=int, default=DEFAULTS["batch_size"], show_default=True, help="Global batch size.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.argument("model", type=click.Path(dir_okay=False), required=False)
+@shared_options
 @click.option("--resume", is_flag=True, help="Continue from OUTDIR/search.ckpt.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output folder (default build/<model stem>).")
-@click.option("--plan", "plan", type=click.Path(dir_okay=False), default=None, help="Use this plan.yaml: skip the search, only fine-tune.")
-@click.option("--search-space", type=click.Path(dir_okay=False), default=None, help="YAML search-space config (see docs/search.md).")
-@click.option("--input-layout", default=None, help="Where the model input keeps batch and time: BT… or TB….")
 @click.option("--threads", type=int, default=None, help="torch intra-op threads per process (default: torch's).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-def search(model: str, data: str, target: str, lam: float, epochs: int, finetune_epochs: int,
-           batch_size: int, seed: int, device: str, resume: bool, out_dir: str | None,
-           plan: str | None, search_space: str | None, input_layout: str | None,
-           threads: int | None, no_progress: bool) -> None:
+@click.pass_context
+def search(ctx: click.Context, model: str | None, config_path: str | None, as_json: bool, no_progress: bool,
+           resume: bool, threads: int | None, **opts: Any) -> None:
     """Search a per-layer weight-quantization plan for MODEL (ONNX) and fine-tune it."""
+    import json
     import sys
 
     import torch
 
     from hqc.errors import ConfigError
+    from hqc.results import search_document
     from hqc.search import SearchConfig, run_search
 
+    cfg = build_config(ctx, model, config_path, opts, SHARED_FIELDS)
+    refuse_compile_only(cfg, config_path, "search")
+    cfg.require_inputs()
     if threads is not None:
         if threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
 
-    cfg = SearchConfig(lam=lam, epochs=epochs, finetune_epochs=finetune_epochs,
-                       batch_size=batch_size, seed=seed, device=device)
+    scfg = SearchConfig(lam=DEFAULT_LAMBDA if cfg.lambda_ is None else cfg.lambda_, epochs=cfg.epochs,
+                        finetune_epochs=cfg.finetune_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                        device=cfg.device)
     bars = _Bars(enabled=not no_progress and sys.stderr is not None)
     try:
-        result = run_search(model, data, target=target, out_dir=out_dir, config=cfg, plan=plan,
-                            search_space=search_space, input_layout=input_layout, resume=resume,
-                            progress=bars)
+        result = run_search(cfg.model, cfg.data, target=cfg.target, out_dir=cfg.out or None, config=scfg,
+                            plan=cfg.plan, search_space=cfg.search_space, input_layout=cfg.input_layout,
+                            resume=resume, progress=bars)
     finally:
         bars.close()
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return
-    doc = result.document
+    doc = search_document(result)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
     acc = doc["accuracy"]
-    click.echo(f"plan        {result.plan_path}")
-    click.echo(f"qat model   {result.qat_model_path}")
+    click.echo(f"plan        {doc['plan']}")
+    click.echo(f"qat model   {doc['qat_model']}")
     click.echo(f"accuracy    float {acc['float']:.4f}, fake-quant {acc['fake_quant']:.4f} ({acc['split']} split)")
-    click.echo(f"energy      {100 * result.energy_ratio:.2f}% of fp32 (paper model, {doc['target']})")
-    counts: dict[str, int] = {}
-    for entry in doc["layers"].values():
-        counts[entry["choice"]] = counts.get(entry["choice"], 0) + 1
-    click.echo("choices     " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
+    click.echo(f"energy      {100 * doc['energy_ratio']:.2f}% of fp32 (paper model, {doc['target']})")
+    click.echo("choices     " + ", ".join(f"{k} ×{v}" for k, v in doc["choices"].items()))

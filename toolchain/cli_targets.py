@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import click
+import yaml
 
 from hqc.choices import DEFAULT_CHOICES, QuantChoice, parse_choice
 from hqc.errors import ConfigError, TargetError
 from hqc.plan import read_plan
+from hqc.results import cost_document, target_document, targets_document
 from hqc.targets import (
     ACCUMULATOR_BITS,
     ModelCost,
@@ -80,9 +81,13 @@ def targets() -> None:
 
 
 @targets.command("list")
-def targets_list() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON document (hqc.targets/1).")
+def targets_list(as_json: bool) -> None:
     """List the tables found by name: built-in ones and those of installed packages."""
     infos = list_targets()
+    if as_json:
+        click.echo(json.dumps(targets_document(infos), indent=2))
+        return
     rows = [("name", "origin", "location")]
     for info in infos:
         origin = info.origin + (" (shadowed by builtin)" if info.shadowed else "")
@@ -94,9 +99,16 @@ def targets_list() -> None:
 @targets.command("show")
 @click.argument("spec", metavar="NAME|PATH")
 @click.option("--yaml", "as_yaml", is_flag=True, help="Print the validated table as YAML.")
-def targets_show(spec: str, as_yaml: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON document (hqc.target/1).")
+def targets_show(spec: str, as_yaml: bool, as_json: bool) -> None:
     """Print a cost table with the source of every number."""
+    if as_yaml and as_json:
+        raise click.UsageError("give at most one of --yaml and --json")
     target = load_target(spec)
+    if as_json:
+        macs = {name: mac_energy_pj(parse_choice(name), target) for name in DEFAULT_CHOICES}
+        click.echo(json.dumps(target_document(target, yaml.safe_load(dump_table(target)), macs), indent=2))
+        return
     if as_yaml:
         click.echo(dump_table(target), nl=False)
         return
@@ -178,7 +190,7 @@ def _mac_ops_text(choice: QuantChoice, target: Target) -> str:
 @click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False),
               help="NPZ data to measure firing rates (enables the spike-aware estimate).")
 @click.option("--input-layout", default=None, help="Layout of the model input, e.g. TBCHW.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (energies in pJ).")
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON document (hqc.cost/1; energies in pJ).")
 def cost(model: str, target_spec: str, plan_path: str | None, all_choice: str | None,
          data_path: str | None, input_layout: str | None, as_json: bool) -> None:
     """Energy and storage per layer of MODEL under a plan, with totals and the fp32 baseline."""
@@ -207,10 +219,8 @@ def cost(model: str, target_spec: str, plan_path: str | None, all_choice: str | 
 
     result = model_cost(layers, plan, target, firing_rates=rates)
     if as_json:
-        out: dict[str, Any] = {"model": model,
-                               "plan": plan_path if plan_path else f"all {uniform}"}
-        out.update(result.to_dict())
-        click.echo(json.dumps(out, indent=2))
+        doc = cost_document(model, plan_path if plan_path else f"all {uniform}", result)
+        click.echo(json.dumps(doc, indent=2))
         return
     for line in describe_cost(result):
         click.echo(line)

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hqc.config import STAGES, CompileConfig
-from hqc.errors import ConfigError, DataError, ModelError
+from hqc.config import STAGES, CompileConfig, environment_versions, require_device
+from hqc.errors import DataError, VerificationError
 from hqc.outdir import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,8 @@ def run_compile(cfg: CompileConfig, progress: Progress | None = None) -> Compile
     from hqc.targets import load_target
 
     cfg.validate()
-    if not cfg.model:
-        raise ConfigError("no model given")
-    if not cfg.data:
-        raise ConfigError("no data given (--data D.npz)")
+    cfg.require_inputs()
+    require_device(cfg.device)
     notify = progress or (lambda kind, info: None)
     t_start = time.perf_counter()
     out = Path(cfg.out) if cfg.out else default_out(cfg.model)
@@ -93,7 +91,7 @@ def run_compile(cfg: CompileConfig, progress: Progress | None = None) -> Compile
         if root.getEffectiveLevel() > logging.INFO:
             root.setLevel(logging.INFO)
         try:
-            (tmp / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+            (tmp / "config.yaml").write_text(cfg.to_yaml(environment_versions()), encoding="utf-8")
             stopped = _pipeline(cfg, fe, ds, target, tmp, summary, notify, measure_firing_rates)
         finally:
             root.removeHandler(handler)
@@ -159,6 +157,7 @@ def _pipeline(cfg, fe, ds, target, tmp: Path, summary: dict, notify: Progress, m
         if _stop(cfg, stage):
             return stage
     from hqc.cli_lower import lower, verify_dir, write_lowering
+    from hqc.results import verify_document
 
     notify("stage", {"stage": "lower-int"})
     low = lower(sr.qat_model_path, sr.plan_path, data=ds.path, input_layout=cfg.input_layout)
@@ -177,9 +176,9 @@ def _pipeline(cfg, fe, ds, target, tmp: Path, summary: dict, notify: Progress, m
         limit=cfg.verify_limit,
         float_model=cfg.verify_limit is not None or cfg.split != sr.document.get("accuracy", {}).get("split"),
     )
-    (tmp / "verify.json").write_text(json.dumps(vr.to_dict(), indent=2) + "\n", encoding="utf-8")
+    (tmp / "verify.json").write_text(json.dumps(verify_document(vr), indent=2) + "\n", encoding="utf-8")
     if not vr.identical:
-        raise ModelError(
+        raise VerificationError(
             f"verification failed: integer logits differ between the numpy reference and {vr.agree} of {vr.samples} samples"
         )
     summary.update(integer_accuracy=vr.accuracy_int, verify=vr.to_dict())

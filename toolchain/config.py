@@ -80,13 +80,25 @@ class CompileConfig:
         if self.verify_limit is not None and self.verify_limit <= 0:
             raise ConfigError(f"{where}: verify_limit must be > 0")
 
+    def require_inputs(self) -> None:
+        """ConfigError unless a model and a data file are given."""
+        if not self.model:
+            raise ConfigError("no model given")
+        if not self.data:
+            raise ConfigError("no data given (--data D.npz)")
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["lambda"] = d.pop("lambda_")
         return {"schema": CONFIG_SCHEMA, **d}
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, versions: dict[str, str] | None = None) -> str:
+        """Every option as YAML; with `versions` (see `environment_versions`) a `versions`
+        record too, which loading accepts and ignores: it documents the run."""
+        d = self.to_dict()
+        if versions is not None:
+            d["versions"] = dict(versions)
+        return yaml.safe_dump(d, sort_keys=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> CompileConfig:
@@ -98,6 +110,8 @@ class CompileConfig:
             raise ConfigError(f"{where}:schema: expected {CONFIG_SCHEMA!r}, got {schema!r}")
         if "lambda" in data:
             data["lambda_"] = data.pop("lambda")
+        if not isinstance(data.pop("versions", {}), dict):
+            raise ConfigError(f"{where}:versions: expected a mapping of package versions")
         known = {f.name: f for f in fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
@@ -128,6 +142,19 @@ class CompileConfig:
             mark = getattr(exc, "problem_mark", None)
             raise ConfigError(f"{p}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
         return cls.from_dict(data or {}, str(p))
+
+
+def environment_versions() -> dict[str, str]:
+    """Versions of hqc, python and the packages a run's figures depend on (config.yaml)."""
+    import importlib
+    import platform
+
+    from hqc import __version__
+
+    out = {"hqc": __version__, "python": platform.python_version()}
+    for name in ("torch", "onnx", "onnxruntime", "numpy"):
+        out[name] = str(importlib.import_module(name).__version__)
+    return out
 
 
 def check_device(device: str, where: str | None = None) -> None:

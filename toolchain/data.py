@@ -2,7 +2,8 @@
 `x_val`/`y_val` and `x_test`/`y_test`; an optional `meta` JSON string.
 
 Loading never unpickles (`allow_pickle=False`); every problem is a `DataError` naming the
-file and the key.
+file and the key. Event-camera data (tonic's x, y, t, p events) becomes such a file with
+`from_events` and `write_npz` (hqc.events; `hqc data from-events` on the command line).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Any
 import numpy as np
 
 from hqc.errors import DataError
+from hqc.events import event_table_to_npz, from_events, read_event_table, write_npz
+
+__all__ = ["SPLITS", "Dataset", "Split", "event_table_to_npz", "fingerprint", "from_events", "load_data",
+           "open_npz", "read_event_table", "write_npz"]
 
 SPLITS = (("x", "y"), ("x_val", "y_val"), ("x_test", "y_test"))
 MAX_BYTES = 8 << 30
@@ -64,12 +69,8 @@ def _check_array(path: str, key: str, a: np.ndarray) -> None:
         raise DataError(f"{path}: {key!r} has dtype {a.dtype}; expected a numeric array")
 
 
-def load_data(
-    path: str | Path,
-    sample_shape: tuple[int, ...] | None = None,
-    num_classes: int | None = None,
-) -> Dataset:
-    """Load and validate an NPZ; `sample_shape` is the model's per-sample (T, C, H, W)."""
+def open_npz(path: str | Path) -> np.lib.npyio.NpzFile:
+    """np.load without pickle; DataError for a missing, unreadable or non-NPZ file."""
     p = str(path)
     if not Path(p).is_file():
         raise DataError(f"{p}: no such file")
@@ -79,6 +80,17 @@ def load_data(
         raise DataError(f"{p}: not a readable NPZ file ({type(exc).__name__})") from exc
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise DataError(f"{p}: not an NPZ archive (a single .npy array)")
+    return npz
+
+
+def load_data(
+    path: str | Path,
+    sample_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+) -> Dataset:
+    """Load and validate an NPZ; `sample_shape` is the model's per-sample (T, C, H, W)."""
+    p = str(path)
+    npz = open_npz(p)
     splits: dict[str, Split] = {}
     meta: dict[str, Any] = {}
     with npz:

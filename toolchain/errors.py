@@ -1,4 +1,5 @@
-"""Typed errors. The CLI turns every `HqcError` into one line on stderr and exit code 2."""
+"""Typed errors. The CLI turns every `HqcError` into one line on stderr and exit code 2
+(a `VerificationError`: exit code 1)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ class PlanError(HqcError):
 
 class ConfigError(HqcError):
     """A config file or option value is invalid."""
+
+
+class VerificationError(HqcError):
+    """The integer backends disagree on a model hqc lowered; the CLI exits with code 1."""
 
 
 class PassError(HqcError):
