@@ -3,8 +3,9 @@
     YAML text --yaml.safe_load--> dict --parse_table--> Target --dump_table--> YAML text
 
 A table declares its energy unit, the energy of int add/mult/shift and float add/mult
-per listed bit width, the DRAM (and optionally SRAM) access energy, a citation for
-every number, and how a width it does not list is derived. The full format is in
+per listed bit width (optionally a compare; without one a compare costs an add of the
+same width), the DRAM (and optionally SRAM) access energy, a citation for every number,
+and how a width it does not list is derived. The full format is in
 docs/targets.md. Every violation raises `TargetError("<file>:<key.path>: <what was
 expected>")` on one line; nothing is coerced or defaulted silently.
 
@@ -36,10 +37,20 @@ REQUIRED_OPS: dict[str, tuple[str, ...]] = {
     "float": ("add", "mult"),
 }
 
+#: Optional operations per number format. Without an entry, `Target.op_energy` prices a
+#: b-bit compare as a b-bit add (a comparator is a subtractor whose sign is the result),
+#: from the table's own cited add numbers.
+OPTIONAL_OPS: dict[str, tuple[str, ...]] = {"int": ("compare",), "float": ("compare",)}
+
+#: Operations without entries and the listed operation they are priced as.
+FALLBACK_OPS: dict[str, str] = {"compare": "add"}
+
 #: Rules for a width the table does not list (see `Target.op_energy`).
 DERIVE_RULES: tuple[str, ...] = ("linear", "quadratic", "none")
 _DERIVE_EXPONENT = {"linear": 1, "quadratic": 2}
 DERIVE_OPS: tuple[str, ...] = ("add", "mult", "shift")
+#: Optional derive rules; a missing one takes the rule of its FALLBACK_OPS operation.
+OPTIONAL_DERIVE_OPS: tuple[str, ...] = ("compare",)
 
 MEMORY_LEVELS: tuple[str, ...] = ("dram", "sram")
 
@@ -76,7 +87,8 @@ class MemoryEntry:
 
 @dataclass(frozen=True)
 class OpEnergy:
-    """Energy of one operation at one width, in pJ; `anchor_bits` set when derived."""
+    """Energy of one operation at one width, in pJ; `anchor_bits` set when derived,
+    `priced_as` when the table lists no such operation (a compare priced as an add)."""
 
     energy_pj: float
     number_format: str
@@ -84,10 +96,11 @@ class OpEnergy:
     bits: int
     anchor_bits: int | None = None
     rule: str | None = None
+    priced_as: str | None = None
 
     @property
     def derived(self) -> bool:
-        return self.anchor_bits is not None
+        return self.anchor_bits is not None or self.priced_as is not None
 
     @property
     def key(self) -> str:
@@ -97,6 +110,11 @@ class OpEnergy:
     def describe(self) -> str:
         if not self.derived:
             return self.key
+        if self.priced_as is not None:
+            via = f"{self.number_format}.{self.priced_as}.{self.bits}"
+            if self.anchor_bits is not None:
+                via += f", {self.rule} from {self.anchor_bits} bits"
+            return f"{self.key} (as {via})"
         return f"{self.key} ({self.rule} from {self.anchor_bits} bits)"
 
 
@@ -124,7 +142,13 @@ class Target:
         A width the table does not list is derived from the anchor: the listed width
         nearest to `bits` (on a tie, the larger one), scaled by (bits / anchor) for a
         `linear` rule and (bits / anchor)^2 for `quadratic`; with `none` it is an error.
+        An optional operation the table does not list (compare) is priced as its
+        FALLBACK_OPS operation at the same width (`priced_as` says so).
         """
+        if op in FALLBACK_OPS and op not in self.ops.get(number_format, {}):
+            via = self.op_energy(number_format, FALLBACK_OPS[op], bits)  # type: ignore[arg-type]
+            return OpEnergy(via.energy_pj, number_format, op, bits, via.anchor_bits, via.rule,
+                            priced_as=FALLBACK_OPS[op])
         try:
             widths = self.ops[number_format][op]
         except KeyError:
@@ -133,7 +157,7 @@ class Target:
             ) from None
         if bits in widths:
             return OpEnergy(widths[bits].value * self.pj_per_unit, number_format, op, bits)
-        rule = self.derive[op]
+        rule = self.derive.get(op) or self.derive[FALLBACK_OPS[op]]
         if rule == "none":
             listed = ", ".join(str(w) for w in sorted(widths))
             raise TargetError(
@@ -261,9 +285,9 @@ def parse_table(data: Any, origin: str = "<memory>") -> Target:
     ops: dict[str, dict[str, dict[int, OpEntry]]] = {}
     for fmt, op_names in REQUIRED_OPS.items():
         by_op = v.mapping(ops_raw[fmt], f"ops.{fmt}")
-        v.keys(by_op, f"ops.{fmt}", allowed=op_names, required=op_names)
+        v.keys(by_op, f"ops.{fmt}", allowed=op_names + OPTIONAL_OPS[fmt], required=op_names)
         ops[fmt] = {}
-        for op in op_names:
+        for op in op_names + tuple(o for o in OPTIONAL_OPS[fmt] if o in by_op):
             path = f"ops.{fmt}.{op}"
             by_bits = v.mapping(by_op[op], path)
             if not by_bits:
@@ -303,9 +327,9 @@ def parse_table(data: Any, origin: str = "<memory>") -> Target:
         )
 
     derive_raw = v.mapping(top["derive"], "derive")
-    v.keys(derive_raw, "derive", allowed=DERIVE_OPS, required=DERIVE_OPS)
+    v.keys(derive_raw, "derive", allowed=DERIVE_OPS + OPTIONAL_DERIVE_OPS, required=DERIVE_OPS)
     derive: dict[str, str] = {}
-    for op in DERIVE_OPS:
+    for op in DERIVE_OPS + tuple(o for o in OPTIONAL_DERIVE_OPS if o in derive_raw):
         rule = derive_raw[op]
         if rule not in DERIVE_RULES:
             v.fail(f"derive.{op}", f"expected one of {', '.join(DERIVE_RULES)}, got {_show(rule)}")

@@ -64,6 +64,9 @@ def model(tmp_path, monkeypatch):
     fake.load_and_analyze = load_and_analyze
     fake.calls = calls
     monkeypatch.setitem(sys.modules, "hqc.pipeline", fake)
+    # the full accounting needs a real graph and lowering (tests/test_cost_full.py)
+    monkeypatch.setattr("hqc.targets.full.count_ops", lambda graph: [])
+    monkeypatch.setattr("hqc.targets.full.lower_for_cost", lambda *a, **k: (None, "stand-in frontend"))
     path = tmp_path / "m.onnx"
     path.write_bytes(b"not read by the stand-in")
     return path, fake
