@@ -62,7 +62,8 @@ def export_cmd(directory: str, fmt: str, out: str | None, data: str | None, spli
                    f"same prediction {a['same_prediction']}/{a['samples']} "
                    f"({100 * a['prediction_agreement']:.2f} %)")
         if a.get("spike_agreement") is not None:
-            click.echo(f"          spikes identical {100 * a['spike_agreement']:.4f} % of {a['spikes_compared']}")
+            click.echo(f"          spikes identical {100 * a['spike_agreement']:.4f} % of {a['spikes_compared']} "
+                       f"({a['neurons_compared']} of {a['neurons']} neurons)")
 
 
 def register_commands(group: click.Group) -> None:

@@ -2,7 +2,8 @@
 
     lowered.onnx (one tensor per op holding all T steps) → one NIR node per weight layer
     and per neuron, the graph of ONE time step:
-      QConv nd=2 / nd=1   → nir.Conv2d / nir.Conv1d   weight = the lowered integers w
+      QConv nd=2 / nd=1   → nir.Conv2d / nir.Conv1d   weight = the lowered integers w (an fp32
+                            layer's float weights on their grid, in grid units)
       QLinear             → nir.Linear / nir.Affine   (bias = the neuron's B·σ·2^−F, below)
       LIF (hard reset)    → nir.LIF (nir.IF when β̂ = 1)
       SumPool (2-D)       → nir.SumPool2d
@@ -203,7 +204,7 @@ def build_nir(g: Any, doc: Mapping[str, Any]) -> tuple[Any, list[NirNode], dict[
         elif node.op in ("QConv", "QLinear"):
             a = node.attrs
             name = a["layer"]
-            w = np.asarray(a["w_float"] if a["quant"] == "fp32" else a["w"])
+            w = np.asarray(a["w"], np.int64)  # fp32 layers too: w_float on its grid, w_float·2^−unit_exp
             if node.op == "QLinear":
                 if a.get("weight_left", 0):
                     raise bad(node, "a weight on the left (token mixing); NIR's Linear is x·Wᵀ")
@@ -218,7 +219,7 @@ def build_nir(g: Any, doc: Mapping[str, Any]) -> tuple[Any, list[NirNode], dict[
                 typ = "Conv2d" if nd == 2 else "Conv1d"
             if name not in seen:
                 seen[name] = feat
-                wf = w.astype(np.float32) if a["quant"] != "fp32" else w.astype(np.float32)
+                wf = w.astype(np.float32 if np.abs(w).max(initial=0) < 2**24 else np.float64)  # exact
                 if typ == "Linear":
                     n = nir.Linear(weight=wf)
                 else:

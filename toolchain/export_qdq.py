@@ -258,6 +258,8 @@ class Agreement:
     accuracy_int: float
     spikes_same: int = 0
     spikes_compared: int = 0
+    neurons_compared: int = 0
+    neurons: int = 0
 
     @property
     def prediction_agreement(self) -> float:
@@ -305,7 +307,10 @@ def agreement(directory: str | Path, qdq_path: str | Path, data: str | Path, spl
         x, y = x[:limit], y[:limit]
     integer_inputs(x, f"{data}:{split}")
     groups = to_groups(x, doc["input_layout"], tuple(doc["input"]["shape"]))
-    neurons = [(nr["tensor"], nr["lowered_tensor"]) for nr in doc["neurons"]] if spikes else []
+    names = _tensor_names(qdq_path)
+    # a neuron's spikes are compared where the frontend kept the exporter's tensor (one
+    # stacked tensor of all steps); unrolled exports (snnTorch loops) have one per step
+    neurons = [(nr["tensor"], nr["lowered_tensor"]) for nr in doc["neurons"] if nr["tensor"] in names] if spikes else []
     sess = qdq_session(qdq_path, [t for t, _ in neurons])
     in_name = sess.get_inputs()[0].name
     out_names = [o.name for o in sess.get_outputs()]
@@ -326,4 +331,10 @@ def agreement(directory: str | Path, qdq_path: str | Path, data: str | Path, spl
     n = len(y)
     pi = _per_sample(np.stack(ints), n).argmax(axis=1)
     pf = _per_sample(np.stack(flts), n).argmax(axis=1)
-    return Agreement(n, split, int((pi == pf).sum()), float((pf == y).mean()), float((pi == y).mean()), same, total)
+    return Agreement(n, split, int((pi == pf).sum()), float((pf == y).mean()), float((pi == y).mean()), same, total,
+                     len(neurons), len(doc["neurons"]))
+
+
+def _tensor_names(path: str | Path) -> set[str]:
+    m = onnx.load(str(path), load_external_data=False)
+    return {t for node in m.graph.node for t in node.output}

@@ -1,0 +1,137 @@
+"""`hqc export DIR --format qdq`: the weights are the lowered integers with hqc.quant's
+units (DequantizeLinear(w, unit) = the fake-quant weight bit for bit), the file is smaller
+than model.int.onnx, onnxruntime on it predicts the class of onnxruntime on
+model.int.onnx, and every user error is one line."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from onnx import numpy_helper
+
+from hqc import int_onnx, intref
+from hqc.choices import parse_choice
+from hqc.cli import main
+from hqc.cli_lower import _per_sample, lower_model, to_groups
+from hqc.export_qdq import QDQ_ONNX, agreement, export_qdq, qdq_session
+from hqc.passes.lower_int import weight_transposed
+from hqc.pipeline import run_frontend
+from hqc.quant import fake_quant_numpy
+from tests.test_lower_common import MIXED, TINY, events
+from tests.zoo import example_spikformer, snn_leaky_convnet
+
+STORAGE = {"uni4": "int4", "uni2": "int4", "pot2": "int4", "pot4": "int16", "fp32": "float32"}
+MODELS = {
+    "spikformer-ts": (example_spikformer, TINY, (24, 2, 2, 16, 16)),  # BT input, TorchScript (opset 17)
+    "leaky-convnet-dynamo": (snn_leaky_convnet, dict(reset="zero"), (24, 4, 2, 16, 16)),  # TB, Gemm head
+}
+
+
+def _run(*args: str):
+    res = CliRunner().invoke(main, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+def _one_line_error(code, out, err, pattern):
+    assert code == 2, (code, out, err)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in out + err
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def lowered(request, zoo_build, tmp_path_factory):
+    builder, kwargs, shape = MODELS[request.param]
+    zm = zoo_build(builder, kwargs)
+    tmp = tmp_path_factory.mktemp("qdq")
+    fe = run_frontend(str(zm.onnx_path))
+    plan = {layer.name: MIXED[i % 5] for i, layer in enumerate(fe.layers)}
+    x = events(shape, seed=7, lam=0.6).astype(np.uint8)
+    data = tmp / "events.npz"
+    np.savez(data, x=x[:4], y=np.zeros(4, np.int64), x_val=x[4:], y_val=np.arange(len(x) - 4) % 10)
+    out = tmp / "low"
+    lower_model(zm.onnx_path, plan, out, data=data, frontend=fe)
+    return zm, fe, plan, data, out
+
+
+def test_weights_are_the_lowered_integers_times_the_quant_units(lowered):
+    zm, fe, plan, _, d = lowered
+    r = export_qdq(d)
+    assert r.path == d / QDQ_ONNX
+    m = onnx.load(str(r.path))
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    dq = {n.output[0]: n for n in m.graph.node if n.op_type == "DequantizeLinear"}
+    g = intref.load_lowered(d / "lowered.onnx")
+    ints = {n.attrs["layer"]: np.asarray(n.attrs["w"]) for n in g.nodes() if n.op in ("QConv", "QLinear")}
+    assert {x.name: x.storage for x in r.layers} == {k: STORAGE[v] for k, v in plan.items()}
+    for layer in fe.layers:
+        w = fe.graph.const(layer.weight)
+        if plan[layer.name] == "fp32":
+            assert layer.weight not in dq and np.array_equal(inits[layer.weight], w)
+            continue
+        node = dq[layer.weight]
+        q, s = inits[node.input[0]], inits[node.input[1]]
+        t = weight_transposed(fe.graph, layer)
+        axis = next(a.i for a in node.attribute if a.name == "axis")
+        assert axis == (1 if t else 0)
+        q_torch = q.T if t else q
+        assert np.array_equal(q_torch, ints[layer.name])  # the lowered integers
+        w_torch = w.T if t else w
+        deq = q_torch.astype(np.float32) * s.reshape((-1,) + (1,) * (q.ndim - 1))
+        assert np.array_equal(deq, fake_quant_numpy(w_torch, parse_choice(plan[layer.name])))
+    assert r.bytes < r.int_onnx_bytes == (d / "model.int.onnx").stat().st_size
+    assert r.opset == 21 and m.opset_import[0].version == 21
+
+
+def test_onnxruntime_predicts_the_integer_models_class(lowered):
+    zm, fe, plan, data, d = lowered
+    r = export_qdq(d)
+    doc = json.loads((d / "lowering.json").read_text())
+    x = np.load(data)["x_val"].astype(np.float32)
+    groups = to_groups(x, doc["input_layout"], tuple(doc["input"]["shape"]))
+    ref = _per_sample(int_onnx.run_ort(int_onnx.session(str(d / "model.int.onnx")), groups), len(x))
+    sess = qdq_session(r.path)
+    name = sess.get_inputs()[0].name
+    outs = np.stack([sess.run(None, {name: grp.astype(np.float32)})[0] for grp in groups])
+    if doc["logits"].get("mean_over_time"):
+        outs = outs.mean(axis=1)
+    pred = _per_sample(outs, len(x)).argmax(axis=1)
+    assert (pred == ref.argmax(axis=1)).mean() >= 0.98
+    a = agreement(d, r.path, data)
+    assert a.samples == len(x) and a.same_prediction == int((pred == ref.argmax(axis=1)).sum())
+    onnx_tensors = {t for n in onnx.load(str(r.path)).graph.node for t in n.output}
+    stacked = [nr for nr in doc["neurons"] if nr["tensor"] in onnx_tensors]
+    # snnTorch's loop is unrolled per step: only the last neuron's stacked spikes exist
+    assert len(stacked) == (1 if zm.name.startswith("snn_leaky") else len(doc["neurons"]))
+    assert a.neurons_compared == len(stacked) and a.neurons == len(doc["neurons"])
+    assert a.spike_agreement >= 0.999
+
+
+def test_cli_json_and_errors(lowered, tmp_path):
+    zm, fe, plan, data, d = lowered
+    code, out, err = _run("export", str(d), "--format", "qdq", "-o", str(tmp_path / "m.onnx"),
+                          "--data", str(data), "--limit", "6", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["path"] == str(tmp_path / "m.onnx") and doc["bytes"] == (tmp_path / "m.onnx").stat().st_size
+    assert doc["agreement"]["samples"] == 6 and doc["agreement"]["prediction_agreement"] >= 0.98
+    _one_line_error(*_run("export", str(tmp_path / "nope"), "--format", "qdq"), r"no such folder")
+    _one_line_error(*_run("export", str(tmp_path), "--format", "qdq"), r"not an hqc lowering folder")
+    _one_line_error(*_run("export", str(d), "--format", "qdq", "-o", str(tmp_path / "no" / "m.onnx")),
+                    r"no such folder for -o")
+    assert not (tmp_path / "no").exists()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    doc = json.loads((d / "lowering.json").read_text())
+    doc["model"]["fingerprint"] = "0" * 16
+    (bad / "lowering.json").write_text(json.dumps(doc))
+    _one_line_error(*_run("export", str(bad), "--format", "qdq"), r"changed since it was lowered")
+    assert sorted(p.name for p in bad.iterdir()) == ["lowering.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before + ["bad"])
