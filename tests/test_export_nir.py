@@ -1,0 +1,136 @@
+"""`hqc export DIR --format nir`: a conv SNN (snnTorch Leaky, hard reset, both exporters)
+becomes Input → Conv2d → LIF → Conv2d → LIF → Flatten → Affine → LIF → Output whose
+parameters, read back by nir.read, are the lowered integers; simulated by nirtorch it
+gives the integer model's logits; a spiking transformer is one error naming its attention
+MatMuls."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nir
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hqc import intref
+from hqc.cli import main
+from hqc.cli_lower import _per_sample, lower_model, to_groups
+from hqc.export_nir import DT, agreement, export_nir, simulate
+from hqc.intops.neuron import _params
+from hqc.pipeline import run_frontend
+from tests.test_lower_common import MIXED, TINY, events
+from tests.zoo import example_spikformer, snn_leaky_convnet
+
+CONV_NETS = [dict(reset="zero"), dict(reset="zero", dynamo=False)]
+
+
+def _run(*args: str):
+    res = CliRunner().invoke(main, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+def _lower(zm, tmp, plan_of, shape):
+    fe = run_frontend(str(zm.onnx_path))
+    plan = {layer.name: plan_of(i) for i, layer in enumerate(fe.layers)}
+    x = events(shape, seed=3, lam=0.5).astype(np.uint8)
+    data = tmp / "events.npz"
+    np.savez(data, x=x[:4], y=np.zeros(4, np.int64), x_val=x[4:], y_val=np.arange(len(x) - 4) % 10)
+    lower_model(zm.onnx_path, plan, tmp / "low", data=data, frontend=fe)
+    return tmp / "low", data
+
+
+@pytest.fixture(scope="module", params=range(len(CONV_NETS)), ids=["dynamo", "ts"])
+def conv_net(request, zoo_build, tmp_path_factory):
+    zm = zoo_build(snn_leaky_convnet, CONV_NETS[request.param])
+    # all five quantizers: fc (the head) fp32 → its integer weights are on the fp32 grid
+    d, data = _lower(zm, tmp_path_factory.mktemp("nir"), lambda i: ("uni4", "pot4", "fp32")[i], (44, 4, 2, 16, 16))
+    return zm, d, data
+
+
+def test_graph_read_back_holds_the_lowered_integers(conv_net):
+    zm, d, _ = conv_net
+    r = export_nir(d)
+    g = nir.read(str(r.path))
+    low = intref.load_lowered(d / "lowered.onnx")
+    layers = {n.attrs["layer"]: n for n in low.nodes() if n.op in ("QConv", "QLinear")}
+    lifs = {n.attrs["neuron"]: n for n in low.nodes() if n.op == "LIF"}
+    kinds = {name: type(n).__name__ for name, n in g.nodes.items()}
+    assert sorted(kinds.values()) == sorted(["Input", "Conv2d", "LIF", "Conv2d", "LIF", "Flatten", "Affine",
+                                             "LIF", "Output"])
+    assert set(layers) | set(lifs) <= set(g.nodes)
+    for name, node in layers.items():
+        w = np.asarray(node.attrs["w"])
+        assert np.array_equal(np.asarray(g.nodes[name].weight, np.float64), w.astype(np.float64)), name
+    conv1 = g.nodes["conv1"]
+    assert tuple(conv1.stride) == (1, 1) and tuple(conv1.padding) == (1, 1)
+    assert tuple(g.nodes["conv2"].stride) == (2, 2)
+    for name, node in lifs.items():
+        p = _params(node.attrs)
+        n = g.nodes[name]
+        meta = n.metadata["hqc"]
+        theta = np.broadcast_to(p["theta"][0], n.v_threshold.shape)
+        assert np.array_equal(np.asarray(meta["theta"]), theta) and np.array_equal(n.v_threshold, theta - 0.5)
+        assert int(meta["decay_mult"]) == p["m"] and int(meta["tau_shift"]) == p["k"]
+        assert np.array_equal(np.asarray(meta["bias"]), np.broadcast_to(p["bias"][0], n.v_threshold.shape))
+        alpha = 1 - p["m"] / 2 ** p["k"]  # β = 0.9 → m/2^k = round(0.9·2^16)/2^16
+        assert np.allclose(n.tau, DT / alpha, rtol=1e-12) and np.all(n.v_reset == 0) and np.all(n.v_leak == 0)
+        gain = np.broadcast_to(p["sign"][0], n.r.shape) * 2.0 ** (p["F"] + p["xs"] - p["k"])
+        assert np.allclose(n.r * alpha, gain, rtol=1e-12)
+        # the layer before the neuron carries its fixed-point bias σ·B·2^−F
+        src = [a for a, b in g.edges if b == name][0]
+        bias = np.asarray(g.nodes[src].bias)
+        want = (p["sign"] * p["bias"] * 2.0 ** -p["F"]).reshape(p["bias"].shape[1], -1)[:, 0]
+        assert np.array_equal(bias, want.astype(np.float32)), name
+    ro = g.nodes["output"].metadata["hqc"]
+    assert ro["sum_over_time"] and (g.metadata["hqc"]["dt"], g.metadata["hqc"]["T"]) == (DT, zm.T)
+
+
+def test_nirtorch_simulation_gives_the_integer_models_class(conv_net):
+    zm, d, data = conv_net
+    r = export_nir(d)
+    doc = json.loads((d / "lowering.json").read_text())
+    x = np.load(data)["x_val"].astype(np.float32)
+    groups = to_groups(x, doc["input_layout"], tuple(doc["input"]["shape"]))
+    ref = _per_sample(intref.run(intref.load_lowered(d / "lowered.onnx"), groups)[0], len(x))
+    sim = _per_sample(simulate(r.path, groups, doc["input_layout"]), len(x))
+    assert (sim.argmax(axis=1) == ref.argmax(axis=1)).mean() >= 0.98
+    # spike counts × the readout: the simulated logits are the integer logits on these inputs
+    assert np.array_equal(sim, ref.astype(np.float64))
+    a = agreement(d, r.path, data)
+    assert a.samples == len(x) and a.same_prediction == int((sim.argmax(1) == ref.argmax(1)).sum())
+
+
+def test_cli_writes_the_nir_file(conv_net, tmp_path):
+    zm, d, data = conv_net
+    out = tmp_path / "net.nir"
+    res = CliRunner().invoke(main, ["export", str(d), "--format", "nir", "-o", str(out), "--data", str(data),
+                                    "--limit", "8"])
+    assert res.exit_code == 0, res.stderr
+    assert "Affine" in res.stdout and "same prediction 8/8" in res.stdout
+    assert set(nir.read(str(out)).nodes) == set(nir.read(str(export_nir(d).path)).nodes)
+
+
+def test_spiking_transformer_is_one_error_naming_the_attention(zoo_build, tmp_path):
+    zm = zoo_build(example_spikformer, TINY)
+    d, _ = _lower(zm, tmp_path, lambda i: MIXED[i % 5], (6, 2, 2, 16, 16))
+    code, out, err = _run("export", str(d), "--format", "nir")
+    assert code == 2, (code, out, err)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in out + err
+    assert re.match(r"error: export nir: NIR has no matmul of two activations; the attention nodes ", lines[0])
+    matmuls = [n.name for n in intref.load_lowered(d / "lowered.onnx").nodes() if n.op == "MatMul"]
+    assert len(matmuls) == 2 and all(m in lines[0] for m in matmuls)
+    assert re.search(r"\(\S*q_lif x \S*k_lif\)", lines[0]), lines[0]  # q·kᵀ, named by its neurons
+    assert not (d / "model.nir").exists()
+
+
+def test_subtractive_reset_is_one_error(zoo_build, tmp_path):
+    zm = zoo_build(snn_leaky_convnet, dict(reset="subtract"))
+    d, _ = _lower(zm, tmp_path, lambda i: "uni4", (6, 4, 2, 16, 16))
+    code, out, err = _run("export", str(d), "--format", "nir")
+    assert code == 2 and "Traceback" not in out + err
+    assert re.fullmatch(r"error: export nir: neuron 'lif1\w*': a (subtract|lagged) reset; NIR's LIF resets to "
+                        r"v_reset only\n", err), err
+    assert not (d / "model.nir").exists()
