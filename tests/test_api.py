@@ -169,6 +169,10 @@ def test_cost_equals_cli_json(nb, tmp_path):
     got = hqc.cost(str(model), "cmos45", plan=str(plan), data=str(npz))
     assert got == _cli_json("cost", model, "--target", "cmos45", "--plan", plan, "--data", npz, "--json")
     assert got["spike_aware_available"]
+    got = hqc.cost(model, plan=plan, data=nb["data"], lowering=nb["out"], accumulator="proven")
+    want = _cli_json("cost", model, "--target", "cmos45", "--plan", plan, "--data", npz, "--lowering", nb["out"],
+                     "--accumulator", "proven", "--json")
+    assert got == want | {"plan": str(plan)} and got["full"]["accumulator"] == "proven"
 
 
 def test_data_as_torch_datasets_equals_arrays(nb):

@@ -259,8 +259,10 @@ def _dataset_arrays(ds: Any, where: str) -> tuple[Any, Any]:
 
 
 def _is_dataset(obj: Any) -> bool:
-    return hasattr(obj, "__getitem__") and hasattr(obj, "__len__") and not isinstance(obj, (Mapping, Sequence)) \
-        and not hasattr(obj, "dtype")
+    """A map-style dataset: indexable with a length, and not a mapping, list or array."""
+    if isinstance(obj, (Mapping, Sequence)) or hasattr(obj, "dtype"):
+        return False
+    return hasattr(obj, "__getitem__") and hasattr(obj, "__len__")
 
 
 def _data_arrays(data: Any) -> dict[str, Any]:
@@ -348,17 +350,15 @@ def compile(
             raise ConfigError(f"hqc.compile: unknown option {name!r} (known: {', '.join(sorted(known))})")
     from hqc.compile import run_compile
 
+    if out is None and not isinstance(model, (str, Path)):
+        out = Path("build") / "model"
+    values = {"target": target, "out": str(out or "")}
+    for k, v in options.items():  # config-file keys: `lambda` for lam; paths as strings
+        values["lambda" if k == "lam" else k] = str(v) if isinstance(v, Path) else v
+    cfg = CompileConfig.from_dict(values, where="hqc.compile")  # checked before any export
     with _inputs() as tmp:
-        model_path = _model_path(model, example_input, exporter, tmp)
-        data_path = _data_path(data, tmp)
-        if out is None and not isinstance(model, (str, Path)):
-            out = Path("build") / "model"
-        values = {"model": model_path, "data": data_path, "target": target, "out": str(out or ""),
-                  **{("lambda" if k == "lam" else k): v for k, v in options.items()}}
-        for k in ("plan", "search_space"):
-            if isinstance(values.get(k), Path):
-                values[k] = str(values[k])
-        cfg = CompileConfig.from_dict(values, where="hqc.compile")
+        cfg.model = _model_path(model, example_input, exporter, tmp)
+        cfg.data = _data_path(data, tmp)
         result = run_compile(cfg, progress)
     if result.stopped_after is not None:
         s = result.summary
@@ -398,20 +398,27 @@ def cost(
     all: str | None = None,
     data: Any = None,
     input_layout: str | None = None,
+    lowering: str | Path | None = None,
+    accumulator: str = "paper",
     example_input: Any = None,
     exporter: str = "torchscript",
 ) -> dict[str, Any]:
     """Energy and storage per layer and group vs fp32 under `plan` (a plan.yaml or
-    {layer: choice}) or one choice for `all` layers: the `hqc cost --json` document.
-    `data` (as for `compile`) measures firing rates for the spike-aware estimate."""
+    {layer: choice}) or one choice for `all` layers, with the full accounting: the
+    `hqc cost --json` document. `data` (as for `compile`) measures firing rates for the
+    spike-aware estimate; `lowering` (a folder of `hqc lower`/`compile` with this plan)
+    and `accumulator` ("paper" or "proven") are `--lowering` and `--accumulator`."""
     from hqc.choices import parse_choice
     from hqc.pipeline import load_and_analyze, measure_firing_rates
     from hqc.plan import read_plan
     from hqc.results import cost_document
-    from hqc.targets import load_target, model_cost
+    from hqc.targets import load_target, model_cost, resolve_plan
+    from hqc.targets.full import deployed_model, deployed_rates_from_data, full_cost
 
     if (plan is None) == (all is None):
         raise ConfigError("give exactly one of plan= (a plan.yaml or {layer: choice}) or all= (a choice)")
+    if accumulator not in ("paper", "proven"):
+        raise ConfigError(f"accumulator must be 'paper' or 'proven', got {accumulator!r}")
     tgt = load_target(target)
     with _inputs() as tmp:
         model_path = _model_path(model, example_input, exporter, tmp)
@@ -421,29 +428,23 @@ def cost(
             choices = {layer.name: uniform for layer in layers}
             plan_label = f"all {uniform}"
         elif isinstance(plan, Mapping):
-            choices = _plan_mapping(plan, layers)
+            choices = resolve_plan(layers, plan)
             plan_label = "<mapping>"
         else:
             choices = read_plan(plan, layers)
             plan_label = str(plan)
-        rates = None
-        if data is not None:
-            rates = measure_firing_rates(graph, layers, _data_path(data, tmp), input_layout)
-    return cost_document(str(model_path), plan_label, model_cost(layers, choices, tgt, firing_rates=rates))
-
-
-def _plan_mapping(plan: Mapping[str, Any], layers: Sequence[Any]) -> dict[str, Any]:
-    from hqc.choices import QuantChoice, parse_choice
-    from hqc.errors import PlanError
-
-    names = [layer.name for layer in layers]
-    for k in plan:
-        if k not in names:
-            raise PlanError(f"plan: no layer named {k!r} in the model")
-    missing = [n for n in names if n not in plan]
-    if missing:
-        raise PlanError(f"plan: no choice for layer {missing[0]!r}")
-    return {k: v if isinstance(v, QuantChoice) else parse_choice(v) for k, v in plan.items()}
+        data_path = None if data is None else _data_path(data, tmp)
+        deployed, why = deployed_model(model_path, layers, choices, lowering_dir=lowering, data=data_path,
+                                       input_layout=input_layout)
+        rates, source = None, None
+        if data_path is not None and lowering is not None:
+            rates, source = deployed_rates_from_data(deployed, graph, layers, data_path, input_layout)
+        elif data_path is not None:
+            rates, source = measure_firing_rates(graph, layers, data_path, input_layout), "float model"
+    result = model_cost(layers, choices, tgt, firing_rates=rates)
+    full = full_cost(graph, layers, result, choices, tgt, deployed, accumulator,  # type: ignore[arg-type]
+                     storage_unavailable=why, firing_rates_source=source)
+    return {**cost_document(str(model_path), plan_label, result), "full": full.to_dict()}
 
 
 def lower(
