@@ -62,19 +62,19 @@ C_TYPE_BYTES: dict[str, int] = {"uint8_t": 1, "int8_t": 1, "int16_t": 2, "uint16
 STORAGE_CATEGORIES: tuple[str, ...] = ("weights", "thresholds", "biases", "neuron_other",
                                        "rescale", "index_tables", "other")
 
-# (op of the kernel, array suffix) -> category; "*" matches any op.
+# array suffix -> category (a LIF fused into the convolution feeding it keeps its suffixes
+# under the convolution's kernel name); Requant's offsets are rescale constants, not biases
 _CATEGORY = {
-    ("QConv", "w"): "weights", ("QLinear", "w"): "weights",
-    ("QConv", "u"): "rescale", ("QLinear", "u"): "rescale",
-    ("LIF", "th"): "thresholds", ("LIF", "b"): "biases",
-    ("LIF", "sg"): "neuron_other", ("LIF", "rb"): "neuron_other", ("LIF", "v0"): "neuron_other",
-    ("Requant", "m"): "rescale", ("Requant", "b"): "rescale",
-    ("*", "mult"): "rescale", ("*", "sgn"): "rescale",
-    ("*", "rowc"): "index_tables", ("*", "colc"): "index_tables", ("*", "idx"): "index_tables",
-    ("*", "oxlo"): "index_tables", ("*", "oxhi"): "index_tables", ("*", "ixlo"): "index_tables",
-    ("*", "iy0"): "index_tables", ("*", "iy1"): "index_tables",
+    "w": "weights", "th": "thresholds", "b": "biases",
+    "sg": "neuron_other", "rb": "neuron_other", "v0": "neuron_other",
+    "u": "rescale", "m": "rescale", "mult": "rescale", "sgn": "rescale",
+    "rowc": "index_tables", "colc": "index_tables", "idx": "index_tables", "oxlo": "index_tables",
+    "oxhi": "index_tables", "ixlo": "index_tables", "iy0": "index_tables", "iy1": "index_tables",
 }
-_ARRAY_RE = re.compile(r"^(?:static )?const (\w+) ((k|mp)(\d+)_(\w+))\[(\d+)\] = \{", re.M)
+_RESCALE_OPS = ("Requant", "LinComb", "Mul")
+_ARRAY_RE = re.compile(r"^(?:static )?const (\w+) (\w+)\[(\d+)\] = \{", re.M)
+# k<N>_<suffix>: data of kernel kN; k<N>l_: of the LIF fused into kN; mp<N>_: pool tables
+_NAME_RE = re.compile(r"^([a-z]+)(\d+)([a-z]*)_(\w+)$")
 _CALL_RE = re.compile(r"^\s+(k\d+)\([^)]*\);\s*//\s*(\S+)", re.M)
 _LOWERED_SUFFIX = re.compile(r"__\d+$")
 
@@ -117,8 +117,9 @@ def _operand_kind(graph: Graph, kind_of: Any, t: str) -> str:
         return _operand_kind(graph, kind_of, p.inputs[0])
     if p is not None and p.op in ("Mul", "Div") and len(p.inputs) == 2:
         c = [i for i in p.inputs if graph.is_const(i)]
-        if len(c) == 1 and np.asarray(graph.const(c[0])).size == 1:
-            other = p.inputs[1] if graph.is_const(p.inputs[1]) else p.inputs[0]
+        scale = len(c) == 1 and np.asarray(graph.const(c[0])).size == 1
+        if scale and (p.op == "Mul" or c[0] == p.inputs[1]):  # x·c, c·x, x/c (not c/x)
+            other = p.inputs[0] if c[0] == p.inputs[1] else p.inputs[1]
             return _operand_kind(graph, kind_of, other)
     return kind_of(t)
 
@@ -244,14 +245,17 @@ def c_constants(source: str) -> list[CConstant]:
     ops = {fn: op for fn, op in _CALL_RE.findall(source)}
     out = []
     for m in _ARRAY_RE.finditer(source):
-        ctyp, name, prefix, num, suffix, n = m.groups()
+        ctyp, name, n = m.groups()
         if ctyp not in C_TYPE_BYTES:
             raise ModelError(f"hqc_model.c: constant {name!r} has C type {ctyp!r}, unknown to the cost model")
-        op = ops.get(f"k{num}") if prefix == "k" else "MaxPool"
-        cat = _CATEGORY.get((op or "", suffix)) or _CATEGORY.get(("*", suffix))
-        if cat is None:
+        parts = _NAME_RE.match(name)
+        if parts is None:
+            op, cat = None, "other"
+        else:
+            prefix, num, fused, suffix = parts.groups()
+            op = "LIF" if fused == "l" else ops.get(f"k{num}") if prefix == "k" else "MaxPool"
             # LinComb coefficient tables are named after their input slot (c, m0, m1, ...)
-            cat = "rescale" if op in ("LinComb", "Mul") else "other"
+            cat = "rescale" if op in _RESCALE_OPS else _CATEGORY.get(suffix, "other")
         out.append(CConstant(name, ctyp, int(n), int(n) * C_TYPE_BYTES[ctyp], cat, op))
     return out
 

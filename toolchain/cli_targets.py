@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 import yaml
@@ -28,6 +29,9 @@ from hqc.targets import (
     model_cost,
 )
 from hqc.targets.schema import REQUIRED_OPS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from hqc.targets.full import FullCost
 
 # ------------------------------------------------------------------------ formatting
 
@@ -190,9 +194,19 @@ def _mac_ops_text(choice: QuantChoice, target: Target) -> str:
 @click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False),
               help="NPZ data to measure firing rates (enables the spike-aware estimate).")
 @click.option("--input-layout", default=None, help="Layout of the model input, e.g. TBCHW.")
+# ---- full accounting (hqc.targets.full) ----
+@click.option("--lowering", "lowering_dir", type=click.Path(exists=True, file_okay=False),
+              help="Folder of hqc lower/compile with this plan: its deployed storage, and "
+                   "firing rates (--data) measured on its integer model.")
+@click.option("--accumulator", type=click.Choice(["paper", "proven"]), default="paper",
+              show_default=True,
+              help="Accumulator widths of the full accounting: the paper's 32 bits, or the "
+                   "lowering's proven bounds.")
+# ---- end full accounting ----
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON document (hqc.cost/1; energies in pJ).")
 def cost(model: str, target_spec: str, plan_path: str | None, all_choice: str | None,
-         data_path: str | None, input_layout: str | None, as_json: bool) -> None:
+         data_path: str | None, input_layout: str | None, lowering_dir: str | None,
+         accumulator: str, as_json: bool) -> None:
     """Energy and storage per layer of MODEL under a plan, with totals and the fp32 baseline."""
     if (plan_path is None) == (all_choice is None):
         raise click.UsageError("give exactly one of --plan FILE or --all CHOICE")
@@ -208,22 +222,69 @@ def cost(model: str, target_spec: str, plan_path: str | None, all_choice: str | 
         assert plan_path is not None
         plan = read_plan(plan_path, layers)
 
-    rates = None
-    if data_path is not None:
+    # ---- full accounting (hqc.targets.full) ----
+    from hqc.targets.full import deployed_model, deployed_rates_from_data, full_cost
+
+    deployed, why = deployed_model(model, layers, plan, lowering_dir=lowering_dir, data=data_path,
+                                   input_layout=input_layout)
+    rates, source = None, None
+    if data_path is not None and lowering_dir is not None:
+        assert deployed is not None
+        rates, source = deployed_rates_from_data(deployed, graph, layers, data_path, input_layout)
+    elif data_path is not None:
+        # ---- end full accounting ----
         try:
             from hqc.pipeline import measure_firing_rates
         except ImportError:
             raise ConfigError("--data is not available yet: firing-rate measurement is not "
                               "implemented in this build; run without --data") from None
         rates = measure_firing_rates(graph, layers, data_path)
+        source = "float model"  # full accounting
 
     result = model_cost(layers, plan, target, firing_rates=rates)
+    full = full_cost(graph, layers, result, plan, target, deployed,  # full accounting
+                     accumulator, storage_unavailable=why,  # type: ignore[arg-type]
+                     firing_rates_source=source)
     if as_json:
         doc = cost_document(model, plan_path if plan_path else f"all {uniform}", result)
+        doc["full"] = full.to_dict()
         click.echo(json.dumps(doc, indent=2))
         return
-    for line in describe_cost(result):
+    for line in describe_cost(result) + [""] + describe_full(full):
         click.echo(line)
+
+
+def describe_full(full: FullCost) -> list[str]:
+    """Human-readable lines of the full accounting (beside the paper model)."""
+    acc = ("the lowering's proven bounds" if full.accumulator == "proven"
+           else f"int{ACCUMULATOR_BITS} (the paper's)")
+    lines = [f"full accounting (weight layers + attention MatMuls, LIF updates, residual adds; "
+             f"accumulators: {acc}):"]
+    rows = [("part", "sites", "count", "energy", "fp32 energy")]
+    rows.append(("weight layers", "", "", format_energy(full.weights_energy_pj),
+                 format_energy(full.fp32_weights_energy_pj)))
+    for kind, k in full.by_kind.items():
+        rows.append((kind.replace("_", " "), str(int(k["sites"])), f"{int(k['count']):,}",
+                     format_energy(k["energy_pj"]), format_energy(k["fp32_energy_pj"])))
+    rows.append(("total", "", "", format_energy(full.energy_total_pj),
+                 format_energy(full.fp32_energy_total_pj)))
+    lines += ["  " + s for s in _table(rows, right={1, 2, 3, 4})]
+    lines.append(f"  ratio {format_ratio(full.ratios['energy_total_pj'])}")
+    if full.spike_energy_total_pj is not None:
+        lines.append(f"  spike-aware total {format_energy(full.spike_energy_total_pj)}   fp32 "
+                     f"{format_energy(full.fp32_spike_energy_total_pj)}   ratio "
+                     f"{format_ratio(full.ratios['spike_energy_total_pj'])}   "
+                     f"(firing rates: {full.firing_rates_source})")
+    st = full.storage
+    if st is None:
+        lines.append(f"storage as deployed: unavailable ({full.storage_unavailable})")
+    else:
+        parts = ", ".join(f"{c.replace('_', ' ')} {format_bits(8 * b)}"
+                          for c, b in st.bytes_by_category.items() if b)
+        lines.append(f"storage as deployed: {format_bits(8 * st.total_bytes)} ({parts}); "
+                     f"weights only {format_bits(8 * st.weights_only_bytes)}  [{st.origin}]")
+    return lines
+# ---- end full accounting ----
 
 
 def describe_cost(result: ModelCost) -> list[str]:
