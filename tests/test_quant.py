@@ -182,3 +182,61 @@ def test_all_zero_channel_is_quantized_to_the_smallest_code(name):
         assert np.all(v[0] == 0)
     else:
         assert np.all(v[0] > 0)  # no zero in the set: +s·2^-kmax
+
+
+# ------------------------------------------------------------------ learned scales (LSQ)
+@SETTINGS
+@given(w=weights(), name=st.sampled_from(ALL),
+       factor=st.floats(0.25, 4.0, width=32))
+def test_learned_scale_forward_equals_numpy_with_those_scales_bit_for_bit(w, name, factor):
+    c = parse_choice(name)
+    s = (quant.channel_scales(w, c) * np.float32(factor)).astype(np.float32)
+    ref = quant.fake_quant_numpy(w, c, s)
+    got = quant.learned_fake_quant_torch(torch.from_numpy(w), c, torch.from_numpy(s).requires_grad_(True))
+    np.testing.assert_array_equal(_bits(got.detach().numpy()), _bits(ref))
+    np.testing.assert_array_equal(_bits(quant.fake_quant_torch(torch.from_numpy(w), c, s).numpy()), _bits(ref))
+
+
+@pytest.mark.parametrize("name", ["uni2", "uni4", "pot2", "pot4"])
+def test_lsq_gradients_match_a_hand_computation(name):
+    """∂L/∂w = g·[|x| ≤ L]; ∂L/∂s_c = Σ_i g_i·(level_i − x_i if |x_i| ≤ L else sign(x_i)·L) / sqrt(N_c·L)
+    with x = w/s, level = Q(w)/s, L = qmax or 1 (docs/quantizers.md)."""
+    c = parse_choice(name)
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((3, 2, 5)) * 0.2).astype(np.float32)
+    s = np.array([0.05, 0.1, 0.3], np.float32)
+    g = rng.standard_normal(w.shape).astype(np.float32)
+    wt, st_ = torch.from_numpy(w).requires_grad_(True), torch.from_numpy(s).requires_grad_(True)
+    (quant.learned_fake_quant_torch(wt, c, st_) * torch.from_numpy(g)).sum().backward()
+    level = 2 ** (c.bits - 1) - 1 if c.kind == "uniform" else 1
+    sb = s.astype(np.float64)[:, None, None]
+    x = w.astype(np.float64) / sb
+    inside = np.abs(x) < level
+    assert inside.any() and (~inside).any()  # both branches are exercised
+    codes = quant.quantize_codes(w, c, s)[:-1]
+    if c.kind == "uniform":
+        lvl = codes[0].astype(np.float64)
+        np.testing.assert_array_equal(lvl[inside], np.round(x[inside]))
+    else:
+        lvl = np.where(codes[0] > 0, -1.0, 1.0) * 2.0 ** -codes[1].astype(np.float64)
+    ds = np.where(inside, lvl - x, np.sign(x) * level)
+    want_s = (g * ds).reshape(3, -1).sum(axis=1) / np.sqrt(10 * level)
+    np.testing.assert_allclose(st_.grad.numpy(), want_s, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(wt.grad.numpy(), np.where(inside, g, 0), rtol=1e-6, atol=0)  # s·(1/s)
+
+
+def test_learned_scales_file_round_trips_exactly(tmp_path):
+    s = {"blocks.0.attn.q": ("uni2", np.array([0.1, 3e-7, 1.5], np.float32)), "head": ("pot2", np.array([2.0], np.float32))}
+    quant.save_scales(tmp_path / "scales.npz", s)
+    back = quant.load_scales(tmp_path / "scales.npz")
+    assert back.keys() == s.keys()
+    for k, (c, v) in s.items():
+        assert back[k][0] == c and back[k][1].dtype == np.float32
+        np.testing.assert_array_equal(_bits(back[k][1]), _bits(v))
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a learned-scales file"):
+        quant.load_scales(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match="finite and > 0"):
+        quant.check_scales(np.array([0.1, 0.0], np.float32), 2, parse_choice("uni4"))
+    with pytest.raises(ValueError, match="needs 3 per-channel scales"):
+        quant.check_scales(np.ones(2, np.float32), 3, parse_choice("uni4"))

@@ -358,3 +358,48 @@ def test_task_loss_is_cross_entropy_plus_distillation():
     p = teacher.softmax(-1)
     kl = (p * (p.log() - logits.log_softmax(-1))).sum(-1).mean()
     torch.testing.assert_close(task_loss(logits, y, teacher, 0.25), 0.75 * ce + 0.25 * kl)
+
+
+def test_learned_scales_reach_the_lowering_bit_exact(tiny, data, tmp_path):
+    """The fine-tune's learned scales travel in scales.npz (named by plan.yaml) to the
+    lowering, which uses exactly them: integer codes = hqc.quant's codes under those
+    scales, numpy = onnxruntime = C, and the fake-quant model of `hqc verify` (same scales)
+    predicts what the integer model predicts."""
+    from hqc.cli_lower import lower_model, verify_dir
+    from hqc.lowering.weights import layer_weight
+    from hqc.quant import channel_scales, kmax_pot, load_scales, quantize_codes
+
+    fe = run_frontend(tiny)
+    cycle = ["uni2", "pot2", "uni4", "pot4", "fp32"]
+    user = tmp_path / "mine.yaml"
+    user.write_text("layers:\n" + "".join(f"  {layer.name}: {cycle[i % 5]}\n" for i, layer in enumerate(fe.layers)))
+    res = _run(tiny, data, tmp_path / "out", plan=user, cfg={"finetune_epochs": 1, "scale_lr": 1e-2})
+    quantized = [layer for layer in fe.layers if res.plan[layer.name].kind != "fp32"]
+    assert set(res.scales) == {layer.name for layer in quantized}
+    assert yaml.safe_load(res.plan_path.read_text())["scales"] == "scales.npz"
+    on_disk = load_scales(res.scales_path)
+    qat = run_frontend(res.qat_model_path)
+    moved = 0
+    for layer in quantized:
+        choice, s = on_disk[layer.name]
+        assert choice == res.plan[layer.name].name
+        np.testing.assert_array_equal(s, res.scales[layer.name][1])
+        moved += not np.array_equal(s, channel_scales(layer_weight(qat.graph, layer), res.plan[layer.name]))
+    assert moved == len(quantized)  # the learned scales are not the recomputed ones
+
+    out = tmp_path / "int"
+    low = lower_model(res.qat_model_path, res.plan_path, out, data=str(data))
+    assert low.doc["scales"]["layers"] == sorted(res.scales)
+    by_layer = {n.attrs["layer"]: n.attrs["w"] for n in low.lowered.graph.nodes() if "layer" in n.attrs and "w" in n.attrs}
+    for layer in quantized:
+        c, s = res.plan[layer.name], on_disk[layer.name][1]
+        codes = quantize_codes(layer_weight(qat.graph, layer), c, s)
+        if c.kind == "uniform":
+            want = codes[0].astype(np.int64)
+        else:
+            mag = np.left_shift(np.int64(1), kmax_pot(c.bits) - codes[1].astype(np.int64))
+            want = np.where(codes[0] > 0, -mag, mag)
+        np.testing.assert_array_equal(by_layer[layer.name].reshape(want.shape), want)
+    vr = verify_dir(out, data)
+    assert vr.identical and vr.agree == {"onnxruntime": vr.samples, "c": vr.samples}
+    assert vr.float_vs_int_predictions == vr.samples and vr.spike_agreement >= 0.999

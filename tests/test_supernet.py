@@ -16,7 +16,7 @@ from hqc.onnx_io import from_proto
 from hqc.passes import run_passes
 from hqc.passes.annotate_layers import annotate_layers
 from hqc.pipeline import FRONTEND, run_frontend
-from hqc.quant import fake_quant_numpy
+from hqc.quant import channel_scales, fake_quant_numpy
 from hqc.search import arch_step, weight_step
 from hqc.supernet import Supernet, gumbel_softmax, quantize_layer_weight, weight_transposed
 from hqc.targets import expected_energy_terms, fp32_energy_pj, load_target, model_cost
@@ -260,3 +260,48 @@ def test_gumbel_softmax_is_seeded_and_anneals():
     assert sorted(h.tolist()) == [0.0, 0.0, 1.0]
     cold = gumbel_softmax(logits, 0.01, torch.Generator().manual_seed(4))
     assert cold.max() > 0.99
+
+
+def test_learned_scales_start_at_the_mse_scales_and_are_what_exact_weights_use(tiny):
+    net = _net(tiny)
+    plan = {layer.name: FIVE[(i % 4) + 1] for i, layer in enumerate(tiny.layers)}  # no fp32
+    net.set_plan(plan)
+    net.learn_scales()
+    assert len(net.scale_parameters()) == len(tiny.layers)
+    learned = net.learned_scales()
+    for layer in tiny.layers:  # initialised from today's MSE-grid rule
+        w = net.model.parameter(layer.weight).detach().numpy()
+        np.testing.assert_array_equal(learned[layer.name], channel_scales(w, plan[layer.name]))
+    with torch.no_grad():
+        for i, p in enumerate(net.scale_parameters()):
+            p.mul_(1.0 + 0.1 * (i + 1))  # learned scales move away from the MSE ones
+    learned = net.learned_scales()
+    net.refresh_scales()  # must not recompute the learned ones
+    assert not any(k[0] in learned for k in net.scales)
+    exact = net.exact_weights(plan)
+    for layer in tiny.layers:
+        w = net.model.parameter(layer.weight).detach().numpy()
+        ref = fake_quant_numpy(w, plan[layer.name], learned[layer.name])
+        np.testing.assert_array_equal(exact[layer.weight].view(np.uint32), ref.view(np.uint32))
+        np.testing.assert_array_equal(net.layer_weight(layer.name).detach().numpy().view(np.uint32),
+                                      ref.view(np.uint32))
+    net.train()
+    net(_spikes(2)).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.scale_parameters())
+    assert any(float(p.grad.abs().sum()) > 0 for p in net.scale_parameters())
+
+
+def test_learned_scales_of_a_transposed_weight_are_per_output_channel():
+    fe = _matmul_frontend()
+    (layer,) = fe.layers
+    net = _net(fe, cands={layer.name: [parse_choice("uni2")]})
+    net.set_plan({layer.name: parse_choice("uni2")})
+    net.learn_scales()
+    (s,) = net.scale_parameters()
+    assert s.shape == (5,)
+    with torch.no_grad():
+        s.mul_(torch.linspace(0.5, 2.0, 5))
+    stored = fe.graph.constants[layer.weight]
+    got = net.layer_weight(layer.name).detach().numpy()
+    ref = fake_quant_numpy(stored.T, parse_choice("uni2"), s.detach().numpy()).T
+    np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))

@@ -45,8 +45,10 @@ KERNELS = "kernels"
 def fake_quant_model(graph: Graph, layers: Sequence[LayerInfo], plan: Mapping[str, QuantChoice],
                      input_layout: str | None = None) -> Any:
     """Frontend IR + plan → TorchModel whose weights are Q(w) (hqc.quant.fake_quant_torch,
-    per output channel of the PyTorch layout), the float model the lowering is compared to."""
+    per output channel of the PyTorch layout), the float model the lowering is compared to;
+    with the learned scales the graph carries (`hqc.lowering.weights.learned_scale`)."""
     from hqc.backend import TorchModel
+    from hqc.lowering.weights import learned_scale
     from hqc.passes.lower_int import weight_transposed
     from hqc.quant import fake_quant_torch
 
@@ -55,10 +57,11 @@ def fake_quant_model(graph: Graph, layers: Sequence[LayerInfo], plan: Mapping[st
         choice = plan[layer.name]
         if choice.kind == "fp32":
             continue
+        s = learned_scale(graph, layer, choice)
         if weight_transposed(graph, layer):
-            model.set_weight_transform(layer.weight, lambda w, c=choice: fake_quant_torch(w.t(), c).t())
+            model.set_weight_transform(layer.weight, lambda w, c=choice, s=s: fake_quant_torch(w.t(), c, s).t())
         else:
-            model.set_weight_transform(layer.weight, lambda w, c=choice: fake_quant_torch(w, c))
+            model.set_weight_transform(layer.weight, lambda w, c=choice, s=s: fake_quant_torch(w, c, s))
     model.eval()
     return model
 
@@ -136,6 +139,7 @@ class Lowering:
     lowered: Any
     onnx_model: Any
     kernel_files: dict[str, str]
+    scales: dict[str, Any] = field(default_factory=dict)  # learned scales used (hqc.quant.LearnedScales)
 
 
 @dataclass
@@ -157,13 +161,16 @@ def lower(
     resolution_bits: int | None = None,
     logit_bits: int | None = None,
     frontend: Any = None,
+    scales: str | Path | Mapping[str, Any] | None = None,
 ) -> Lowering:
     """model.onnx + plan (plan.yaml or {layer: choice}) → Lowering (in memory, nothing written).
 
     Pre: the plan names every layer with a known quantizer (else PlanError); `data`, when
     given (an NPZ path or a loaded `hqc.data.Dataset`), holds integer-valued inputs (else
     DataError) and widens the input range (default 0..255). `frontend` reuses an already
-    imported model (`hqc compile`).
+    imported model (`hqc compile`). `scales`: the fine-tune's learned scales
+    (hqc.quant.LearnedScales or its scales.npz; default: the file the plan.yaml's `scales`
+    key names, beside it); layers without one get scales recomputed from the weights.
     Post: the three artifacts agree bit for bit (see docs/lowering.md).
     """
     from hqc import ckernels, int_onnx
@@ -176,6 +183,11 @@ def lower(
     if isinstance(plan, (str, Path)):
         choices = read_plan(plan, fe.layers)
         plan_src = str(plan)
+        if scales is None:
+            from hqc.plan import load_plan_yaml
+
+            ref = load_plan_yaml(plan).get("scales")
+            scales = Path(plan).parent / str(ref) if ref else None
     else:
         names = {layer.name for layer in fe.layers}
         unknown = [k for k in plan if k not in names]
@@ -203,6 +215,19 @@ def lower(
             rng = (min(rng[0], lo), max(rng[1], hi))
         elif lo < rng[0] or hi > rng[1]:
             raise DataError(f"{data}: inputs span {lo}..{hi}, outside the input range {list(rng)}")
+    # ---- learned scales (issue 14): handed to the lowering through graph.meta
+    from hqc.lowering.weights import LEARNED_SCALES_META
+    from hqc.quant import SCALES_FILE, load_scales
+
+    scales_src = None if scales is None or isinstance(scales, Mapping) else str(scales)
+    if scales_src is not None:
+        try:
+            scales = load_scales(scales_src)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    learned = {k: v for k, v in (scales or {}).items() if k in choices and v[0] == choices[k].name}
+    fe.graph.meta[LEARNED_SCALES_META] = learned
+    # ----
     lm = lower_int.lower_graph(
         fe.graph, fe.layers, choices, rng,
         lower_int.DEFAULT_RESOLUTION_BITS if resolution_bits is None else resolution_bits,
@@ -248,7 +273,9 @@ def lower(
         "integer_ranges": integer_ranges(lm.graph, cm.c_types),
         "files": {"onnx": INT_ONNX, "kernels": KERNELS + "/", "lowered_ir": LOWERED_IR},
     }
-    return Lowering(doc, lm, proto, files)
+    if learned:
+        doc["scales"] = {"file": SCALES_FILE, "source": scales_src or "<mapping>", "layers": sorted(learned)}
+    return Lowering(doc, lm, proto, files, learned)
 
 
 def write_lowering(low: Lowering, directory: str | Path) -> None:
@@ -264,6 +291,10 @@ def write_lowering(low: Lowering, directory: str | Path) -> None:
     (d / KERNELS).mkdir(exist_ok=True)
     for name, text in low.kernel_files.items():
         (d / KERNELS / name).write_text(text, encoding="utf-8")
+    if low.scales:
+        from hqc.quant import SCALES_FILE, save_scales
+
+        save_scales(d / SCALES_FILE, low.scales)
     (d / LOWERING_JSON).write_text(json.dumps(low.doc, indent=2) + "\n", encoding="utf-8")
 
 
@@ -287,6 +318,11 @@ def lower_model(
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / LOWERING_JSON).is_file())):
         raise ConfigError(f"{out}: exists and is not an hqc lowering folder; remove it or choose another -o")
     low = lower(model, plan, **options)
+    # --- memory (issue 15): arena, peak-live bound, constant/flash bytes, static RAM by `size`
+    from hqc.ckernels import memory_section
+
+    low.doc["memory"] = memory_section(low.kernel_files)
+    # --- end memory
     with atomic_dir(out) as tmp:
         write_lowering(low, tmp)
     t = low.doc["totals"]
@@ -374,7 +410,7 @@ def verify_dir(
     groups = to_groups(x, doc["input_layout"], shape)
     n = len(y)
     res = VerifyResult(samples=n, split=split, input_range=(lo, hi))
-    fl = _FloatSide(doc, x, groups) if float_model else None
+    fl = _FloatSide(doc, x, groups, d) if float_model else None
     ref_chunks = []
     for i in range(0, len(groups), chunk):  # one reference run gives the logits and the spikes
         outs = intref.run(g, groups[i: i + chunk], names=[g.outputs[0]] + (fl.lowered if fl else []))
@@ -405,7 +441,7 @@ class _FloatSide:
     """The fake-quant float model of a lowering folder, run chunk by chunk beside the
     integer reference: its predictions and its spikes against the integer model's."""
 
-    def __init__(self, doc: dict[str, Any], x: np.ndarray, groups: np.ndarray) -> None:
+    def __init__(self, doc: dict[str, Any], x: np.ndarray, groups: np.ndarray, directory: Path) -> None:
         from hqc.data import fingerprint
         from hqc.pipeline import run_frontend
 
@@ -416,6 +452,14 @@ class _FloatSide:
             raise ConfigError(f"{mpath}: changed since it was lowered; lower it again")
         fe = run_frontend(mpath, doc["input_layout"])
         plan = {k: parse_choice(v) for k, v in doc["plan"]["layers"].items()}
+        if doc.get("scales"):  # the learned scales the lowering used
+            from hqc.lowering.weights import LEARNED_SCALES_META
+            from hqc.quant import load_scales
+
+            try:
+                fe.graph.meta[LEARNED_SCALES_META] = load_scales(directory / doc["scales"]["file"])
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         self.model = fake_quant_model(fe.graph, fe.layers, plan, doc["input_layout"])
         neurons = [(nr["tensor"], nr["lowered_tensor"]) for nr in doc["neurons"]]
         self.names = [fe.graph.outputs[0]] + [t for t, _ in neurons]

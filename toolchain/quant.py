@@ -21,12 +21,22 @@ the fixed grid SCALE_GRID (first minimum wins). The rule is computed in numpy (f
 error, float32 scale) by `channel_scales`, and the torch path calls the same function on
 the detached weight, so numpy and torch produce bit-identical codes.
 
-Training uses the straight-through estimator: forward = quantized value, gradient = 1
-with respect to the latent weight (`Q(w).detach() + (w - w.detach())`, whose forward
-value is exactly Q(w)).
+Training, two gradients (forward values identical, bit for bit, to the numpy path):
+  `fake_quant_torch` — scales fixed (the search's MSE-grid scales): straight-through,
+      gradient 1 with respect to the latent weight (`Q(w).detach() + (w - w.detach())`).
+  `learned_fake_quant_torch` — learned per-channel scales (the fine-tune), LSQ (Esser et
+      al., ICLR 2020): with x = w / s and L = qmax (uniform) or 1 (power-of-two, x in
+      units of the largest level s),
+          ∂Q/∂w = 1 if |x| ≤ L else 0                       (clipped weights: no gradient)
+          ∂Q/∂s = (Q(w)/s − x) if |x| ≤ L else sign(x)·L     (Q(w)/s = q, or ±2^-k)
+      and the gradient reaching s is multiplied by g = 1 / sqrt(N_c · L), N_c the weights
+      per output channel (LSQ's gradient scaling). The power-of-two quantizer is the same
+      estimator with the level ±2^-k in place of round(x).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -88,6 +98,17 @@ def channel_scales(w: np.ndarray, choice: QuantChoice) -> np.ndarray:
     return best.astype(np.float32)
 
 
+def check_scales(scales: np.ndarray, channels: int, choice: QuantChoice, where: str = "scales") -> np.ndarray:
+    """Given scales as float32 (channels,); ValueError unless finite, > 0 and of that length."""
+    s = np.asarray(scales)
+    if s.shape != (channels,):
+        raise ValueError(f"{where}: {choice.name} needs {channels} per-channel scales, got shape {list(s.shape)}")
+    s = s.astype(np.float32)
+    if not np.all(np.isfinite(s)) or not np.all(s > 0):
+        raise ValueError(f"{where}: scales must be finite and > 0")
+    return s
+
+
 def quantize_codes(w: np.ndarray, choice: QuantChoice, scales: np.ndarray) -> tuple[np.ndarray, ...]:
     """Integer codes of w: (q,) for uniform, (sign, k) for power-of-two; plus the scales."""
     if choice.kind == "uniform":
@@ -111,11 +132,12 @@ def dequantize(*codes_and_scales: np.ndarray, choice: QuantChoice) -> np.ndarray
     return np.where(sign > 0, -mag, mag).astype(np.float32)
 
 
-def fake_quant_numpy(w: np.ndarray, choice: QuantChoice) -> np.ndarray:
-    """Q(w) in numpy (float32), the reference of the torch path."""
+def fake_quant_numpy(w: np.ndarray, choice: QuantChoice, scales: np.ndarray | None = None) -> np.ndarray:
+    """Q(w) in numpy (float32), the reference of the torch path; `scales` (float32, one
+    per output channel) default to `channel_scales(w, choice)`."""
     if choice.kind == "fp32":
         return np.asarray(w, np.float32)
-    s = channel_scales(w, choice)
+    s = channel_scales(w, choice) if scales is None else check_scales(scales, w.shape[0], choice)
     return dequantize(*quantize_codes(np.asarray(w, np.float32), choice, s), choice=choice)
 
 
@@ -172,3 +194,70 @@ def fake_quant_torch(w, choice: QuantChoice, scales=None):
         mag = s * torch.exp2(-k)
         val = torch.where(wd < 0, -mag, mag)
     return val + (w - wd)  # forward is exactly val; gradient 1 w.r.t. w
+
+
+def scale_level(choice: QuantChoice) -> int:
+    """L of the learned quantizers: the largest level in units of s (qmax, or 1 for pot)."""
+    return qmax_uniform(choice.bits) if choice.kind == "uniform" else 1
+
+
+def learned_fake_quant_torch(w, choice: QuantChoice, scale, grad_scale: float | None = None):
+    """Q(w) with a learned per-channel scale (torch, shape (C_out,), > 0): LSQ gradients
+    for w and s as the module docstring says; the forward value is bit-identical to
+    `fake_quant_torch(w, choice, scale.detach())` and to the numpy path with those scales.
+
+    grad_scale: the factor g on the gradient of s (default 1 / sqrt(N_c · L))."""
+    import torch
+
+    if choice.kind == "fp32":
+        return w
+    level = scale_level(choice)
+    if grad_scale is None:
+        grad_scale = 1.0 / math.sqrt(max(1, w[0].numel()) * level)
+    shape = (-1,) + (1,) * (w.dim() - 1)
+    s0 = scale.to(w.dtype).reshape(shape)
+    sg = s0 * grad_scale
+    s = s0.detach() + (sg - sg.detach())  # forward exactly s; gradient scaled by g
+    wd, sd = w.detach(), s0.detach()
+    if choice.kind == "uniform":
+        lvl = torch.clamp(torch.round(wd / sd), -level, level)
+    else:
+        a = wd.abs()
+        k = torch.zeros_like(wd)
+        for j in range(kmax_pot(choice.bits)):
+            k = k + (a < (0.75 * sd) * (2.0**-j)).to(wd.dtype)
+        mag = torch.exp2(-k)
+        lvl = torch.where(wd < 0, -mag, mag)
+    x = torch.clamp(w / s, -level, level)
+    return s * (lvl + (x - x.detach()))  # forward: s · level (exact); LSQ backward
+
+
+# ------------------------------------------------------------------ learned scales on disk
+#: {layer name: (choice name, float32 scales (C_out,))}: scales learned for a layer's choice.
+LearnedScales = dict[str, tuple[str, np.ndarray]]
+
+SCALES_FILE = "scales.npz"
+
+
+def save_scales(path, scales: LearnedScales) -> None:
+    """Write learned scales as an NPZ (one float32 array per layer, named by the layer, and
+    `__choices__`: "layer=choice" strings), atomically; loaded without pickle."""
+    from hqc.outdir import atomic_file
+
+    arrays = {layer: np.asarray(s, np.float32) for layer, (_, s) in scales.items()}
+    if "__choices__" in arrays:
+        raise ValueError("a layer may not be named __choices__")
+    arrays["__choices__"] = np.array([f"{layer}={c}" for layer, (c, _) in scales.items()], dtype=str)
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_scales(path) -> LearnedScales:
+    """Inverse of `save_scales`; ValueError (one line) for a file that is not such an NPZ."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            choices = dict(str(e).split("=", 1) for e in z["__choices__"])
+            out = {layer: (c, np.asarray(z[layer], np.float32)) for layer, c in choices.items()}
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: not a learned-scales file ({type(exc).__name__}: {exc})") from None
+    return out

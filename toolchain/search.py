@@ -16,13 +16,19 @@
    step from `tau_start` to `tau_end`. Weights: AdamW, linear warm-up then cosine decay;
    α: Adam at a constant rate.
 3. Plan = argmax α_l per layer (a `plan` given by the user skips 2).
-4. Fine-tune (QAT) the fixed plan for `finetune_epochs` on the whole training split.
+4. Fine-tune (QAT) the fixed plan for `finetune_epochs` on the whole training split:
+   learned per-channel scales (LSQ, `learn_scales`; initialised from the MSE-grid scales),
+   loss (1 − finetune_distill) · CE + finetune_distill · KL(float model ‖ quantized model)
+   on the logits (the imported float model is the teacher), AdamW with its own rate for
+   the scales (`scale_lr`), linear warm-up over `finetune_warmup` of the steps, then
+   cosine decay to `finetune_min_lr` (rates scaled alike for both groups).
 5. Accuracies on the val split (and the test split, if any): float (the imported model)
-   and fake-quant (the plan, the fine-tuned weights, scales computed fresh from them:
-   the lowering's values).
-6. Write plan.yaml (`hqc.plan/1`) and model.qat.onnx: the frontend's IR with its
+   and fake-quant (the plan, the fine-tuned weights, the learned scales — or, without
+   them, scales computed fresh from the weights: the lowering's values either way).
+6. Write plan.yaml (`hqc.plan/1`), model.qat.onnx: the frontend's IR with its
    Conv/Gemm/MatMul weights and biases replaced by the fine-tuned latent float weights,
-   for `hqc lower model.qat.onnx --plan plan.yaml`.
+   and scales.npz: the learned scales (`hqc.quant.save_scales`), for
+   `hqc lower model.qat.onnx --plan plan.yaml` with those scales.
 
 Determinism: every random draw comes from `seed` — the held-out split (numpy Generator),
 the data order (DistributedSampler(seed).set_epoch), the Gumbel noise (a torch.Generator
@@ -74,6 +80,7 @@ from hqc.passes import Context, run_passes
 from hqc.passes.insert_quant_choices import SearchSpace, candidates_of
 from hqc.pipeline import run_frontend
 from hqc.plan import read_plan, write_plan
+from hqc.quant import SCALES_FILE, LearnedScales, save_scales
 from hqc.supernet import Supernet
 from hqc.targets import load_target
 
@@ -111,6 +118,11 @@ class SearchConfig:
     eval_batch_size: int = 64
     label_smoothing: float = 0.1
     distill: float = 0.0
+    finetune_min_lr: float = 1e-5
+    finetune_warmup: float = 0.0
+    scale_lr: float = 1e-3
+    finetune_distill: float = 0.0
+    learn_scales: bool = True
 
     def validate(self) -> None:
         """ConfigError (one line, naming the option) for a value that cannot work."""
@@ -127,7 +139,7 @@ class SearchConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise bad(name.replace("_", "-"), "an integer >= 1", v)
-        for name in ("lr", "min_lr", "arch_lr", "finetune_lr", "tau_start", "tau_end"):
+        for name in ("lr", "min_lr", "arch_lr", "finetune_lr", "finetune_min_lr", "scale_lr", "tau_start", "tau_end"):
             v = getattr(self, name)
             if not math.isfinite(v) or v <= 0:
                 raise bad(name.replace("_", "-"), "> 0", v)
@@ -135,6 +147,10 @@ class SearchConfig:
             raise bad("holdout-fraction", "in (0, 1)", self.holdout_fraction)
         if not 0 <= self.distill <= 1:
             raise bad("distill", "in [0, 1]", self.distill)
+        if not 0 <= self.finetune_distill <= 1:
+            raise bad("finetune-distill", "in [0, 1]", self.finetune_distill)
+        if not 0 <= self.finetune_warmup < 1:
+            raise bad("finetune-warmup", "in [0, 1)", self.finetune_warmup)
         if not 0 <= self.label_smoothing < 1:
             raise bad("label-smoothing", "in [0, 1)", self.label_smoothing)
         if self.weight_decay < 0 or self.warmup_epochs < 0:
@@ -158,6 +174,8 @@ class SearchResult:
     energy_ratio: float
     expected_energy_ratio: float | None
     weights: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    scales: LearnedScales = field(repr=False, default_factory=dict)
+    scales_path: Path | None = None
 
 
 class SearchStopped(Exception):
@@ -414,6 +432,19 @@ class _Run:
         for group in opt.param_groups:
             group["lr"] = lr
 
+    def start_finetune(self) -> None:
+        """Learned scales (if `learn_scales`) and a fresh fine-tune optimizer: AdamW, one
+        group for the weights and biases, one (no weight decay) for the scales."""
+        cfg, net = self.cfg, self.net
+        if cfg.learn_scales:
+            net.learn_scales()
+        groups = [{"params": net.weight_parameters(), "lr": cfg.finetune_lr, "base_lr": cfg.finetune_lr,
+                   "weight_decay": cfg.weight_decay}]
+        if net.scale_parameters():
+            groups.append({"params": net.scale_parameters(), "lr": cfg.scale_lr, "base_lr": cfg.scale_lr,
+                           "weight_decay": 0.0})
+        self.opt_w = torch.optim.AdamW(groups)
+
     def search_epoch(self, epoch: int) -> dict[str, float]:
         cfg, net, dist = self.cfg, self.net, self.dist
         assert self.held is not None
@@ -452,20 +483,25 @@ class _Run:
         batches = _batches(len(self.train), cfg.batch_size, _seed_for(cfg.seed, "finetune"), epoch, dist)
         steps = len(batches)
         total = cfg.finetune_epochs * steps
-        weights = net.weight_parameters()
+        warmup = int(round(cfg.finetune_warmup * total))
+        floor = cfg.finetune_min_lr / cfg.finetune_lr
+        params = net.weight_parameters() + net.scale_parameters()
         net.train()
         sums = np.zeros(3)
         for i, idx in enumerate(batches):
             if i % cfg.scale_refresh == 0:
-                net.refresh_scales()
+                net.refresh_scales()  # layers without a learned scale only
             x, y = _tensor(self.train, idx, cfg.device)
             logits = net(x)
-            loss = task_loss(logits, y, self._teacher(idx), cfg.distill, cfg.label_smoothing)
+            loss = task_loss(logits, y, self._teacher(idx), cfg.finetune_distill, cfg.label_smoothing)
             self.opt_w.zero_grad(set_to_none=True)
             loss.backward()
-            dist.all_reduce_grads(weights)
-            self._set_lr(self.opt_w, _lr_at(epoch * steps + i, total, 0, cfg.finetune_lr, cfg.min_lr))
+            dist.all_reduce_grads(params)
+            factor = _lr_at(epoch * steps + i, total, warmup, 1.0, floor)
+            for group in self.opt_w.param_groups:
+                group["lr"] = group.get("base_lr", cfg.finetune_lr) * factor
             self.opt_w.step()
+            net.clamp_scales()
             sums += [float(loss.detach()) * len(idx), float((logits.argmax(1) == y).sum()), len(idx)]
             self.emit("step", phase="finetune", epoch=epoch, step=i + 1, steps=steps,
                       loss=sums[0] / sums[2], accuracy=sums[1] / sums[2], energy=None, tau=None)
@@ -551,8 +587,9 @@ def run_search(
     test = ds.splits.get("test")
     float_test = evaluate(net, test, cfg.eval_batch_size, cfg.device, dist) if test is not None else None
     log.info("float accuracy (%s split): %.4f", eval_name, float_acc)
-    full_teacher = predict(net, full_train, cfg.eval_batch_size, cfg.device) if cfg.distill > 0 else None
-    if full_teacher is not None:
+    full_teacher = (predict(net, full_train, cfg.eval_batch_size, cfg.device)
+                    if cfg.distill > 0 or cfg.finetune_distill > 0 else None)
+    if full_teacher is not None and cfg.distill > 0:
         run.teacher = full_teacher[keep] if held is not None else full_teacher
 
     phase, done_epochs = "search", 0
@@ -567,6 +604,9 @@ def run_search(
         if not isinstance(ck, dict) or ck.get("version") != CHECKPOINT_VERSION or ck.get("run") != run_key:
             raise ConfigError(f"{ckpt_path}: checkpoint belongs to a different run (model, data, "
                               "target, options or world size differ); remove it or run without --resume")
+        if ck["phase"] == "finetune" and ck.get("plan"):  # the fine-tune's scales and optimizer
+            net.set_plan({k: parse_choice(v) for k, v in ck["plan"].items()})
+            run.start_finetune()
         net.load_state_dict(ck["net"])
         run.opt_w.load_state_dict(ck["opt_w"])
         run.opt_a.load_state_dict(ck["opt_a"])
@@ -609,8 +649,7 @@ def run_search(
         log.info("searched plan: fake-quant accuracy %.4f, energy ratio %.4f",
                  search_acc, net.plan_energy_ratio(chosen))
         phase, done_epochs = "finetune", 0
-        run.opt_w = torch.optim.AdamW(net.weight_parameters(), lr=cfg.finetune_lr,
-                                      weight_decay=cfg.weight_decay)
+        run.start_finetune()
         if cfg.finetune_epochs == 0:
             checkpoint("finetune", 0)
     assert chosen is not None
@@ -618,9 +657,8 @@ def run_search(
     # ---- fine-tune (QAT) of the fixed plan, on the whole training split
     net.set_plan(chosen)
     run.train, run.teacher = full_train, full_teacher
-    if phase == "search":  # a user plan: fresh optimizer for the fine-tune
-        run.opt_w = torch.optim.AdamW(net.weight_parameters(), lr=cfg.finetune_lr,
-                                      weight_decay=cfg.weight_decay)
+    if phase == "search":  # a user plan: learned scales and a fresh optimizer for the fine-tune
+        run.start_finetune()
     if cfg.finetune_epochs > done_epochs:
         steps = len(_batches(len(full_train), cfg.batch_size, 0, 0, dist))
         run.emit("phase", phase="finetune", epochs=cfg.finetune_epochs, start=done_epochs, steps=steps)
@@ -678,22 +716,32 @@ def run_search(
             "batch_size": cfg.batch_size, "world_size": dist.world,
             "holdout_fraction": cfg.holdout_fraction if user_plan is None else None,
             "tau": [cfg.tau_start, cfg.tau_end], "lr": cfg.lr, "arch_lr": cfg.arch_lr,
-            "finetune_lr": cfg.finetune_lr, "alpha_grad": cfg.alpha_grad,
+            "finetune_lr": cfg.finetune_lr, "scale_lr": cfg.scale_lr,
+            "finetune_warmup": cfg.finetune_warmup, "finetune_distill": cfg.finetune_distill,
+            "learn_scales": cfg.learn_scales, "alpha_grad": cfg.alpha_grad,
             "scale_refresh": cfg.scale_refresh, "seconds": round(time.perf_counter() - t_start, 1),
         },
         "qat_model": QAT_MODEL_FILE,
     }
+    learned: LearnedScales = {n: (chosen[n].name, v) for n, v in net.learned_scales().items()}
+    if learned:
+        doc["scales"] = SCALES_FILE
     if plan is not None:
         doc["source_plan"] = str(plan)
     doc["layers"] = layers_doc
     plan_path, qat_path = out / PLAN_FILE, out / QAT_MODEL_FILE
+    scales_path = out / SCALES_FILE if learned else None
     if dist.rank == 0:
         export_qat_model(graph, tm, qat_path)
+        if scales_path is not None:
+            save_scales(scales_path, learned)
+        elif (out / SCALES_FILE).exists():
+            (out / SCALES_FILE).unlink()  # a stale file of an earlier run must not be lowered
         write_plan(plan_path, doc)
     dist.barrier()
     log.info("plan: %s; fake-quant accuracy %.4f (float %.4f); energy %.2f%% of fp32",
              plan_path, fq_acc, float_acc, 100 * energy_ratio)
     weights = {name: tm.parameter(name).detach().cpu().numpy().copy() for name in tm.weight_names}
     return SearchResult(chosen, doc, out, plan_path, qat_path, float_acc, fq_acc, energy_ratio,
-                        expected, weights)
+                        expected, weights, learned, scales_path)
 

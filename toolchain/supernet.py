@@ -34,6 +34,13 @@ a training-time approximation only: `refresh_scales()` before an evaluation (or
 `exact_weights`) gives exactly the lowering's values (scales from the weights being
 quantized, bit-identical to `fake_quant_numpy`).
 
+Learned scales (the fine-tune): `learn_scales()` in fixed mode gives every quantized
+layer of the plan a trainable per-channel scale (`scale_parameters()`), initialised from
+the MSE-grid scale of its current weight; from then on that layer is quantized by
+`hqc.quant.learned_fake_quant_torch` (LSQ gradients for weight and scale) and
+`refresh_scales()` leaves it alone. `learned_scales()` hands them (float32, per layer
+name) to the lowering, which uses exactly these values; `exact_weights` uses them too.
+
 Weight layout: scales are per output channel of the weight in the PyTorch convention
 (LayerInfo.weight_shape). ONNX MatMul x·W and Gemm with transB=0 store W as (d_in, d_out);
 those weights are quantized transposed (`weight_transposed`).
@@ -56,7 +63,7 @@ from hqc.choices import QuantChoice
 from hqc.errors import PlanError
 from hqc.layers import LayerInfo
 from hqc.passes.annotate_layers import weight_transposed  # noqa: F401  (re-export)
-from hqc.quant import channel_scales, fake_quant_torch
+from hqc.quant import channel_scales, fake_quant_torch, learned_fake_quant_torch
 from hqc.targets import expected_energy_terms, fp32_energy_pj
 from hqc.targets.schema import Target
 
@@ -66,14 +73,20 @@ Mode = Literal["float", "soft", "hard", "fixed"]
 AlphaGrad = Literal["straight-through", "sampled"]
 
 
+#: Learned scales are kept at or above this (a scale must stay > 0).
+MIN_SCALE = 1e-12
+
+
 def quantize_layer_weight(w: torch.Tensor, choice: QuantChoice, transposed: bool,
-                          scales: np.ndarray | None = None) -> torch.Tensor:
-    """Q(w) of a stored weight (straight-through), per output channel of the PyTorch layout."""
+                          scales: np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
+    """Q(w) of a stored weight, per output channel of the PyTorch layout: straight-through
+    with fixed (numpy) scales, LSQ with a learned (torch) scale."""
     if choice.kind == "fp32":
         return w
+    quantize = learned_fake_quant_torch if isinstance(scales, torch.Tensor) else fake_quant_torch
     if transposed:
-        return fake_quant_torch(w.t(), choice, scales).t()
-    return fake_quant_torch(w, choice, scales)
+        return quantize(w.t(), choice, scales).t()
+    return quantize(w, choice, scales)
 
 
 def gumbel_softmax(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None,
@@ -126,6 +139,8 @@ class Supernet(nn.Module):
         self.plan: dict[str, QuantChoice] = {}
         self.gates: dict[str, torch.Tensor] = {}
         self.scales: dict[tuple[str, str], np.ndarray] = {}
+        self.learned = nn.ParameterDict()  # "s<layer index>" → learned scale of the plan's choice
+        self.learned_choice: dict[str, str] = {}  # layer name → the choice its scale belongs to
         self.composite = composite
         self._current: dict[str, torch.Tensor] = {}
         if composite:
@@ -141,6 +156,10 @@ class Supernet(nn.Module):
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return list(self.alpha)
+
+    def scale_parameters(self) -> list[nn.Parameter]:
+        """The learned scales (empty until `learn_scales`)."""
+        return list(self.learned.values())
 
     def energy(self, i: int) -> torch.Tensor:
         return getattr(self, f"energy_{i}")
@@ -193,10 +212,43 @@ class Supernet(nn.Module):
         self.gates = dict(gates)
 
     # ------------------------------------------------------------------ scales
+    def learn_scales(self) -> None:
+        """Fixed mode: a trainable scale per quantized layer of the plan, initialised from the
+        MSE-grid scale of the current weight (a scale already learned for the same choice is
+        kept)."""
+        if self.mode != "fixed":
+            raise PlanError("learned scales need a fixed plan (set_plan first)")
+        for i, n in enumerate(self.names):
+            c = self.plan[n]
+            if c.kind == "fp32" or self.learned_choice.get(n) == c.name:
+                continue
+            w = self.model.parameter(self.weight_of[n]).detach().cpu().numpy()
+            s = channel_scales(w.T if self.transposed[n] else w, c)
+            ref = self.model.parameter(self.weight_of[n])
+            self.learned[f"s{i}"] = nn.Parameter(torch.from_numpy(s).to(ref.device))
+            self.learned_choice[n] = c.name
+
+    def _learned(self, name: str, choice: QuantChoice) -> nn.Parameter | None:
+        if self.learned_choice.get(name) != choice.name:
+            return None
+        return self.learned[f"s{self.names.index(name)}"]
+
+    @torch.no_grad()
+    def clamp_scales(self) -> None:
+        """Keep every learned scale ≥ MIN_SCALE (after an optimizer step)."""
+        for p in self.learned.values():
+            p.clamp_(min=MIN_SCALE)
+
+    def learned_scales(self) -> dict[str, np.ndarray]:
+        """{layer name: float32 scales} of the layers whose plan choice has a learned scale
+        (what the lowering must use)."""
+        return {n: self._learned(n, self.plan[n]).detach().cpu().numpy().astype(np.float32)  # type: ignore[union-attr]
+                for n in self.names if n in self.plan and self._learned(n, self.plan[n]) is not None}
+
     def refresh_scales(self) -> None:
         """Recompute the scales from the current latent weights (exact): in fixed mode those
         of the plan's choices only (the others are computed when first needed), else those
-        of every candidate."""
+        of every candidate. Learned scales are not touched (they are the exact values)."""
         self.scales = {}
         for n in self.names:
             w = self.model.parameter(self.weight_of[n]).detach().cpu().numpy()
@@ -204,10 +256,14 @@ class Supernet(nn.Module):
                 w = w.T
             choices = (self.plan[n],) if self.mode == "fixed" else self.candidates[n]
             for c in choices:
-                if c.kind != "fp32":
+                if c.kind != "fp32" and not (self.mode == "fixed" and self._learned(n, c) is not None):
                     self.scales[(n, c.name)] = channel_scales(w, c)
 
     def _q(self, name: str, choice: QuantChoice, w: torch.Tensor) -> torch.Tensor:
+        if self.mode == "fixed":
+            learned = self._learned(name, choice)
+            if learned is not None:
+                return quantize_layer_weight(w, choice, self.transposed[name], learned)
         s = self.scales.get((name, choice.name))
         if s is None and choice.kind != "fp32":
             wn = w.detach().cpu().numpy()
@@ -282,11 +338,13 @@ class Supernet(nn.Module):
     # ------------------------------------------------------------------ export
     @torch.no_grad()
     def exact_weights(self, plan: Mapping[str, QuantChoice]) -> dict[str, np.ndarray]:
-        """{weight constant: Q(w)} with fresh scales — the values the lowering computes."""
+        """{weight constant: Q(w)} — the values the lowering computes: learned scales where
+        the plan's choice has one, else fresh MSE-grid scales."""
         self.refresh_scales()
         out = {}
         for n in self.names:
             w = self.model.parameter(self.weight_of[n])
-            out[self.weight_of[n]] = quantize_layer_weight(
-                w, plan[n], self.transposed[n], self.scales.get((n, plan[n].name))).cpu().numpy()
+            s = self._learned(n, plan[n])
+            s = s.detach() if s is not None else self.scales.get((n, plan[n].name))
+            out[self.weight_of[n]] = quantize_layer_weight(w, plan[n], self.transposed[n], s).cpu().numpy()
         return out

@@ -26,7 +26,7 @@ from hqc.layout import per_step_output
 from hqc.lowering.affine import Sym, arr
 from hqc.lowering.neurons import fold_logits
 from hqc.lowering.rules import rules
-from hqc.lowering.weights import LayerCodes, layer_codes, layer_weight
+from hqc.lowering.weights import LayerCodes, layer_codes, layer_weight, learned_scale
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ class Lowerer:
     def codes_of(self, layer: LayerInfo, input_bound: int) -> LayerCodes:
         if layer.name not in self.codes:
             w = layer_weight(self.src, layer)
-            self.codes[layer.name] = layer_codes(w, self.plan[layer.name], input_bound)
+            choice = self.plan[layer.name]  # learned scales (graph.meta) when given, else recomputed
+            self.codes[layer.name] = layer_codes(w, choice, input_bound, learned_scale(self.src, layer, choice))
         return self.codes[layer.name]
 
     def _time_mean(self, s: Sym, name: str) -> Sym:

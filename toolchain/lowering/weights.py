@@ -5,7 +5,10 @@
     fp32:          w_int = rint(w / 2^e_c), 2^e_c = 2^(E_c − g)  (see `layer_codes`)
 
 The integer weights are exactly the codes of `hqc.quant` (same scales, same rounding,
-computed by the same functions).
+computed by the same functions). The scales are the learned ones the fine-tune hands over
+(`hqc.quant.save_scales` / `load_scales`; graph.meta["learned_scales"], see
+`learned_scale`) when given for the layer's choice, else the MSE-grid scales recomputed
+from the weight (`channel_scales`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,17 @@ from hqc.errors import ModelError
 from hqc.ir import Graph
 from hqc.layers import LayerInfo
 from hqc.passes.annotate_layers import weight_transposed
-from hqc.quant import channel_scales, kmax_pot, quantize_codes, storage_code
+from hqc.quant import (
+    LearnedScales,
+    channel_scales,
+    check_scales,
+    kmax_pot,
+    quantize_codes,
+    storage_code,
+)
+
+#: graph.meta key of the learned scales ({layer name: (choice name, float32 scales)}).
+LEARNED_SCALES_META = "learned_scales"
 
 FP32_GRID_BITS = 30  # fp32 weights: per-channel fixed point with up to 30 bits below the max
 
@@ -29,6 +42,19 @@ def layer_weight(graph: Graph, layer: LayerInfo) -> np.ndarray:
     """The layer's weight in the PyTorch convention (out channels on axis 0), float32."""
     w = np.asarray(graph.const(layer.weight), np.float32)
     return np.ascontiguousarray(w.T) if weight_transposed(graph, layer) else w
+
+
+def learned_scale(graph: Graph, layer: LayerInfo, choice: QuantChoice) -> np.ndarray | None:
+    """The learned scales of `layer` under `choice` carried by the graph (None: recompute).
+    A scale learned for another choice is not used; a malformed one is a ModelError."""
+    scales: LearnedScales = graph.meta.get(LEARNED_SCALES_META) or {}
+    entry = scales.get(layer.name)
+    if entry is None or entry[0] != choice.name or choice.kind == "fp32":
+        return None
+    try:
+        return check_scales(entry[1], int(layer.weight_shape[0]), choice, f"learned scales of {layer.name}")
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
 
 
 @dataclass
@@ -44,8 +70,10 @@ class LayerCodes:
     fp32_rounded: int = 0  # fp32 layers: weights moved onto the per-channel grid
 
 
-def layer_codes(w: np.ndarray, choice: QuantChoice, input_bound: int) -> LayerCodes:
-    """Weight (PyTorch layout) → integer codes with the exact per-channel unit.
+def layer_codes(w: np.ndarray, choice: QuantChoice, input_bound: int,
+                scales: np.ndarray | None = None) -> LayerCodes:
+    """Weight (PyTorch layout) → integer codes with the exact per-channel unit; `scales`
+    (float32 per output channel, uniform/pot only): the learned scales, else recomputed.
 
     uniform: w_int = q, unit = s.  power-of-two: w_int = ±2^(kmax−k), unit = s·2^-kmax.
     fp32: w_int = rint(w / 2^e_c) with 2^e_c = 2^(E_c − g) (E_c: exponent of the channel's
@@ -53,12 +81,17 @@ def layer_codes(w: np.ndarray, choice: QuantChoice, input_bound: int) -> LayerCo
     partial sum exact in int64 and in double); weights ≥ 2^(E_c−7) are unchanged.
     """
     w = np.asarray(w, np.float32)
-    if choice.kind == "uniform":
+    if scales is not None and choice.kind != "fp32":
+        try:
+            s = check_scales(scales, w.shape[0], choice)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+    elif choice.kind != "fp32":
         s = channel_scales(w, choice)
+    if choice.kind == "uniform":
         (q, _) = quantize_codes(w, choice, s)
         return LayerCodes(choice, q.astype(np.int64), s.astype(np.float64), storage_code((q,), choice))
     if choice.kind == "pot":
-        s = channel_scales(w, choice)
         sign, k, _ = quantize_codes(w, choice, s)
         kmax = kmax_pot(choice.bits)
         mag = np.left_shift(np.int64(1), (kmax - k.astype(np.int64)))
