@@ -190,7 +190,8 @@ def test_sigint_leaves_no_folder_and_a_second_run_succeeds(sig, tiny, data, tmp_
     assert started, "the run did not reach the search"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 130, err  # README "Exit codes": interrupted
+    assert err.strip().splitlines()[-1] == "interrupted"
     assert "Traceback" not in err
     assert not out.exists()
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".out.")]
