@@ -5,7 +5,7 @@
 # `hqc.compile` (per-layer quantizer search → integer/shift-only lowering → C kernels →
 # energy report), then read and plot the result.
 #
-# Runs as a script (`python examples/notebook.py`, about half a minute on 2 CPU cores)
+# Runs as a script (`python examples/notebook.py`, about 10 s on an idle 2-core machine)
 # or cell by cell in Jupyter / VS Code (`# %%` cells). Everything is written into
 # `build/notebook/` below the current folder. Needs `spikingjelly` (`pip install --no-deps
 # spikingjelly==2.0.0`); the plot uses matplotlib when it is installed and otherwise

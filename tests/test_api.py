@@ -38,13 +38,13 @@ def nb(tmp_path_factory):
     old = os.getcwd()
     threads = torch.get_num_threads()
     os.chdir(d)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         g = runpy.run_path(str(NOTEBOOK), run_name="__main__")
     finally:
         os.chdir(old)
         torch.set_num_threads(threads)
-    g["seconds"] = time.perf_counter() - t0
+    g["seconds"], g["cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
     g["out"] = d / "build" / "notebook"
     return g
 
@@ -139,7 +139,9 @@ def test_notebook_plot(nb):
 
 
 def test_notebook_is_quick(nb):
-    assert nb["seconds"] < 60, nb["seconds"]
+    """Under a minute of this process's CPU time (wall time depends on the machine's load;
+    about 10 s on an idle 2-core machine)."""
+    assert nb["cpu_seconds"] < 60, (nb["cpu_seconds"], nb["seconds"])
 
 
 # ----------------------------------------------------------------------------- inspect, cost
@@ -267,8 +269,10 @@ def test_compile_bad_input_leaves_no_folder(nb, tmp_path):
 
 
 def test_compile_stop_after(nb, tmp_path):
+    events = []
     r = hqc.compile(nb["out"] / "model.qat.onnx", nb["data"], out=tmp_path / "s", stop_after="search",
-                    epochs=1, lam=0.1, batch_size=64)
+                    epochs=1, lam=0.1, batch_size=64, progress=lambda kind, info: events.append((kind, info)))
+    assert [info["stage"] for kind, info in events if kind == "stage"] == ["import", "search"]
     assert r.stopped_after == "search" and r.integer_accuracy is None and r.report is None
     assert 0 <= r.float_accuracy <= 1 and (tmp_path / "s" / "plan.yaml").is_file()
     assert "lambda: 0.1" in (tmp_path / "s" / "config.yaml").read_text()
