@@ -403,3 +403,51 @@ def test_learned_scales_reach_the_lowering_bit_exact(tiny, data, tmp_path):
     vr = verify_dir(out, data)
     assert vr.identical and vr.agree == {"onnxruntime": vr.samples, "c": vr.samples}
     assert vr.float_vs_int_predictions == vr.samples and vr.spike_agreement >= 0.999
+
+
+@pytest.mark.parametrize("plan_q", ["uni2", "fp32"])
+def test_batchnorm_statistics_follow_the_quantized_model(tmp_path, plan_q):
+    """After `correct_batchnorm` every BatchNormalization output of the quantized model has
+    the per-channel mean and variance of the float model's on the calibration samples
+    (the hand algebra of the docstring); with an all-fp32 plan nothing changes."""
+    from hqc.data import Split
+    from hqc.search import correct_batchnorm
+    from hqc.supernet import Supernet
+    from tests.test_lower_common import bn_forms_onnx, events
+
+    fe = run_frontend(bn_forms_onnx(tmp_path, False))
+    bns = [n for n in fe.graph.nodes() if n.op == "BatchNormalization"]
+    assert bns  # the BatchNorm1d stays a node (the exporter folds the one after the Conv)
+    before = {t: fe.graph.constants[t].copy() for n in bns for t in n.inputs[3:5]}
+    net = Supernet(TorchModel(fe.graph), fe.layers, {layer.name: [parse_choice(plan_q)] for layer in fe.layers},
+                   load_target("cmos45"))
+    x = events((48, 2, 5, 8), seed=3, lam=1.0)
+    split = Split(x, np.zeros(len(x), np.int64))
+    outs = [n.outputs[0] for n in bns]
+
+    def stats():
+        with torch.no_grad():
+            got = net.model.forward_all(torch.from_numpy(x), names=outs)
+        return [(o.double().movedim(2, 0).reshape(o.shape[2], -1).mean(1),
+                 o.double().movedim(2, 0).reshape(o.shape[2], -1).var(1, unbiased=False)) for o in got]
+
+    net.eval()
+    net.set_float()
+    ref = stats()
+    net.set_plan({layer.name: parse_choice(plan_q) for layer in fe.layers})
+    off = stats()
+    done = correct_batchnorm(net, split, 48, 16)
+    assert done == [n.name for n in bns]
+    got = stats()
+    for (mf, vf), (mq, vq), (m0, _) in zip(ref, got, off, strict=True):
+        np.testing.assert_allclose(mq.numpy(), mf.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(vq.numpy(), vf.numpy(), rtol=1e-4, atol=1e-6)
+        if plan_q == "uni2":
+            assert not torch.allclose(m0, mf, rtol=1e-3, atol=1e-4)  # uni2 had moved them
+    for t, v in before.items():  # the graph (model.qat.onnx) carries the new statistics
+        if plan_q == "fp32":
+            np.testing.assert_allclose(fe.graph.constants[t], v, rtol=1e-6, atol=1e-7)
+        else:
+            assert fe.graph.constants[t].dtype == v.dtype
+    if plan_q == "uni2":
+        assert any(not np.allclose(fe.graph.constants[t], v) for t, v in before.items())
