@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dataset", default="all", help="ndigits, motion or all (comma list)")
     p.add_argument("--method", default="all", help=f"comma list, or all = {','.join(PRIORITY)}")
     p.add_argument("--out", type=Path, default=REPO / "build" / "bench" / "quality")
-    p.add_argument("--epochs", type=int, default=10, help="search epochs of hqc-L (default 10, as hqc search)")
+    p.add_argument("--epochs", type=int, default=10, help="search epochs of hqc-L (default 10; hqc search defaults to 6)")
     p.add_argument("--finetune-epochs", type=int, default=3, help="QAT epochs of every trained plan (default 3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", type=float, default=0.01, help="greedy: accuracy budget (fraction, default 0.01)")
