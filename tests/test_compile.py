@@ -84,7 +84,8 @@ def test_report_agrees_with_cost_model_and_verification(compiled, tiny):
 
 
 def test_report_histograms_are_of_the_lowered_weights(compiled, tiny):
-    """The compile's report shows weight histograms, of the fine-tuned weights it lowered."""
+    """The compile's report shows weight histograms: before, the imported weights; after,
+    the quantized fine-tuned weights it lowered."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
@@ -96,16 +97,39 @@ def test_report_histograms_are_of_the_lowered_weights(compiled, tiny):
     rep = json.loads((out / "report.json").read_text())
     assert rep["histograms"], "the report has no weight histograms"
     qat = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(out / "model.qat.onnx")).graph.initializer}
+    imported = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tiny.onnx_path)).graph.initializer}
     fe = run_frontend(out / "model.qat.onnx")
     layers = {layer.name: layer for layer in fe.layers}
     for h in rep["histograms"]:
         layer = layers[h["layer"]]
         w = qat[layer.weight]
         w = w.T if weight_transposed(fe.graph, layer) else w
+        w0 = imported[layer.weight]
+        w0 = w0.T if weight_transposed(fe.graph, layer) else w0
+        assert not np.array_equal(w0, w)  # fine-tuned: the two differ
         edges = np.asarray(h["edges"])
-        assert h["before"] == np.histogram(w.astype(np.float64), bins=edges)[0].tolist()
+        assert h["before_weights"] == "imported"
+        assert h["before"] == np.histogram(w0.astype(np.float64), bins=edges)[0].tolist()
         q = fake_quant_numpy(w.astype(np.float32), parse_choice(h["choice"]))
         assert h["after"] == np.histogram(q.astype(np.float64), bins=edges)[0].tolist()
+
+
+def test_report_full_accounting_of_the_deployed_model(compiled):
+    """report.json's full accounting: deployed storage = the C constants of kernels/, rates
+    from the integer model, headline unchanged."""
+    from hqc.targets.full import c_constants
+
+    out, _, _ = compiled
+    rep = json.loads((out / "report.json").read_text())
+    full = rep["full"]
+    consts = c_constants((out / "kernels" / "hqc_model.c").read_text())
+    assert full["storage"]["total_bytes"] == sum(c.bytes for c in consts)
+    low = json.loads((out / "lowering.json").read_text())
+    assert full["storage"]["bytes_by_category"]["weights"] == low["totals"]["packed_weight_bytes"]
+    assert full["weights_energy_pj"] == rep["total"]["energy_total_pj"]
+    assert full["energy_total_pj"] > rep["total"]["energy_total_pj"]
+    assert rep["firing_rates_source"].startswith("deployed integer model")
+    assert "## Full accounting" in (out / "report.md").read_text()
 
 
 def test_config_file_round_trips_and_reproduces_options(compiled, tiny, tmp_path):

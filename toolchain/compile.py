@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, dict[str, Any]], None]
 
+#: Samples of the split the deployed firing rates are measured on (integer reference).
+RATE_SAMPLES = 256
+
 
 @dataclass
 class CompileResult:
@@ -187,6 +190,7 @@ def _pipeline(cfg, fe, ds, target, tmp: Path, summary: dict, notify: Progress, m
     if _stop(cfg, "verify"):
         return "verify"
     notify("stage", {"stage": "emit"})
+    from hqc.cli_lower import _layout_of  # full accounting
     from hqc.report import (
         AccuracyInfo,
         ModelInfo,
@@ -195,8 +199,14 @@ def _pipeline(cfg, fe, ds, target, tmp: Path, summary: dict, notify: Progress, m
         build_report,
         write_report,
     )
+    from hqc.targets.full import DeployedModel, deployed_firing_rates  # full accounting
 
-    rates = measure_firing_rates(fe.graph, fe.layers, cfg.data, cfg.input_layout, split=cfg.split)
+    # ---- full accounting (hqc.targets.full): rates of the deployed integer model ----
+    deployed = DeployedModel.from_lowering(low, origin="model.int.onnx")
+    xs = ds.split(cfg.split).x
+    rates = deployed_firing_rates(deployed, fe.layers, xs, _layout_of(fe.graph, cfg.input_layout), RATE_SAMPLES)
+    rates_source = f"deployed integer model (model.int.onnx), {min(RATE_SAMPLES, len(xs))} {cfg.split} samples"
+    # ---- end full accounting ----
     shape = list(fe.graph.shape(fe.graph.inputs[0]) or [])
     T = int(fe.neurons[0][2][fe.neurons[0][1].time_axis]) if fe.neurons else None
     model_info = ModelInfo(
@@ -239,6 +249,11 @@ def _pipeline(cfg, fe, ds, target, tmp: Path, summary: dict, notify: Progress, m
         verify=VerifyInfo.from_result(vr),
         outputs=outputs,
         weights=_layer_weights(fe, sr.weights),
+        # full accounting: imported weights for the "before" histograms, deployed figures
+        imported_weights=_layer_weights(fe, {layer.weight: fe.graph.const(layer.weight) for layer in fe.layers}),
+        graph=fe.graph,
+        deployed=deployed,
+        firing_rates_source=rates_source,
     )
     write_report(tmp, report)
     summary["report"] = report

@@ -180,6 +180,11 @@ def build_report(
     outputs: Mapping[str, str] | None = None,
     weights: Mapping[str, np.ndarray] | None = None,
     created: str | None = None,
+    imported_weights: Mapping[str, np.ndarray] | None = None,
+    graph: Any = None,
+    deployed: Any = None,
+    accumulator: str = "paper",
+    firing_rates_source: str | None = None,
 ) -> dict[str, Any]:
     """The report document (schema hqc.report/1) as canonical JSON data.
 
@@ -187,8 +192,13 @@ def build_report(
     history}}`, or `name: choice`); every layer needs a choice (PlanError otherwise).
     `firing_rates` (layer name -> rate of spikes at its input) enables the spike-aware
     estimate. `weights` (layer name -> latent float weight, PyTorch layout) gives the
-    histograms of a few layers before/after their chosen quantizer. `search` defaults to
-    `SearchInfo.from_plan(plan)`. `created` is copied as is (no clock is read).
+    histograms of a few layers after their chosen quantizer, and before it unless
+    `imported_weights` (the model's weights as imported, same layout) are given: then
+    "before" shows those. `graph` (the frontend IR) adds the full accounting
+    (`hqc.targets.full.full_cost`, key "full"), with the deployed storage and proven
+    widths of `deployed` (a `DeployedModel` of this plan) and `accumulator` ("paper" or
+    "proven"); `firing_rates_source` says which model the rates were measured on.
+    `search` defaults to `SearchInfo.from_plan(plan)`. `created` is copied as is.
     The result holds only JSON types (str keys, lists), so it equals
     `json.loads(render_json(result))`.
     """
@@ -197,6 +207,13 @@ def build_report(
     choices = {name: e["choice"] for name, e in entries.items()}
     cost = model_cost(layers, choices, target, firing_rates)
     search = search or SearchInfo.from_plan(plan)
+    full = None
+    if graph is not None:
+        from hqc.targets.full import full_cost
+
+        full = full_cost(graph, layers, cost, choices, target, deployed, accumulator,  # type: ignore[arg-type]
+                         storage_unavailable=None if deployed is not None else "no lowering was given",
+                         firing_rates_source=firing_rates_source).to_dict()
 
     total_pj = cost.total.energy_total_pj
     spike_total_pj = cost.total.spike_energy_total_pj
@@ -277,7 +294,9 @@ def build_report(
         "total": total,
         "baseline_fp32": base_total,
         "ratios": dict(cost.ratios),
-        "histograms": _histograms(layers, choices, weights),
+        "histograms": _histograms(layers, choices, weights, imported_weights),
+        "full": full,
+        "firing_rates_source": firing_rates_source if cost.spike_aware_available else None,
     }
     return json.loads(render_json(doc))
 
@@ -440,25 +459,36 @@ def _stats(w: np.ndarray) -> dict[str, float]:
             "std": float(w64.std())}
 
 
+def _checked_weight(weights: Mapping[str, np.ndarray], layer: LayerInfo, what: str) -> np.ndarray:
+    w = np.asarray(weights[layer.name], np.float32)
+    if tuple(w.shape) != tuple(layer.weight_shape):
+        raise ReportError(f"{what}[{layer.name!r}]: shape {tuple(w.shape)} does not match "
+                          f"the layer's weight shape {tuple(layer.weight_shape)}")
+    if not np.all(np.isfinite(w)):
+        raise ReportError(f"{what}[{layer.name!r}]: holds NaN or infinite values")
+    return w
+
+
 def _histograms(layers: Sequence[LayerInfo], choices: Mapping[str, str],
-                weights: Mapping[str, np.ndarray] | None) -> list[dict[str, Any]]:
+                weights: Mapping[str, np.ndarray] | None,
+                imported: Mapping[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
+    """Per picked layer: the imported weights (else the latent ones) before, Q(latent)
+    after; the RMSE is the quantization error Q(latent) − latent."""
     if not weights:
         return []
     out = []
     for pick in _histogram_picks(layers, weights):
         layer = pick.layer
-        w = np.asarray(weights[layer.name], np.float32)
-        if tuple(w.shape) != tuple(layer.weight_shape):
-            raise ReportError(f"weights[{layer.name!r}]: shape {tuple(w.shape)} does not match "
-                              f"the layer's weight shape {tuple(layer.weight_shape)}")
-        if not np.all(np.isfinite(w)):
-            raise ReportError(f"weights[{layer.name!r}]: holds NaN or infinite values")
+        w = _checked_weight(weights, layer, "weights")
+        shown = w
+        if imported is not None and layer.name in imported:
+            shown = _checked_weight(imported, layer, "imported_weights")
         choice = parse_choice(choices[layer.name])
         q = fake_quant_numpy(w, choice)
-        lim = float(max(np.abs(w).max(), np.abs(q).max()))
+        lim = float(max(np.abs(shown).max(), np.abs(q).max()))
         lim = lim if lim > 0 else 1.0
         edges = np.linspace(-lim, lim, HISTOGRAM_BINS + 1)
-        before, _ = np.histogram(w.astype(np.float64), bins=edges)
+        before, _ = np.histogram(shown.astype(np.float64), bins=edges)
         after, _ = np.histogram(q.astype(np.float64), bins=edges)
         err = (q.astype(np.float64) - w.astype(np.float64))
         rms_w = float(np.sqrt(np.mean(w.astype(np.float64) ** 2)))
@@ -470,8 +500,9 @@ def _histograms(layers: Sequence[LayerInfo], choices: Mapping[str, str],
             "choice": choice.name,
             "edges": [float(x) for x in edges],
             "before": [int(c) for c in before],
+            "before_weights": "imported" if shown is not w else "latent",
             "after": [int(c) for c in after],
-            "stats_before": _stats(w),
+            "stats_before": _stats(shown),
             "stats_after": {**_stats(q), "distinct_values": int(np.unique(q).size)},
             "rmse": rmse,
             "relative_rmse": None if rms_w == 0 else rmse / rms_w,
@@ -614,6 +645,27 @@ SCHEMA_SPEC: dict[str, Any] = {
     }),
 }
 
+#: The full accounting (hqc.targets.full.FullCost.to_dict()); optional: reports written
+#: before it existed have no "full" key, reports without a graph have null.
+FULL_SPEC: dict[str, Any] = {
+    "accumulator": "str", "accumulator_bits": ("map", "int"),
+    "by_kind": ("map", {"sites": "int", "count": "int", "energy_pj": "num", "fp32_energy_pj": "num"}),
+    "ops": ("list", {"kind": "str", "node": "str", "count": "int", "operands": "str", "bits": "int",
+                     "ops": "str", "energy_pj": "num", "fp32_ops": "str", "fp32_energy_pj": "num",
+                     "derived": ("list", "str")}),
+    "weights_energy_pj": "num", "weights_spike_energy_pj": "num?", "non_weight_energy_pj": "num",
+    "energy_total_pj": "num", "spike_energy_total_pj": "num?", "fp32_weights_energy_pj": "num",
+    "fp32_non_weight_energy_pj": "num", "fp32_energy_total_pj": "num",
+    "fp32_spike_energy_total_pj": "num?", "ratios": ("map", "num?"),
+    "storage": ({"origin": "str", "bytes_by_category": ("map", "int"), "total_bytes": "int",
+                 "weights_only_bytes": "int", "arrays": "int"}, "?"),
+    "storage_unavailable": "str?", "firing_rates_source": "str?", "derived": ("list", "str"),
+    "description": "str",
+}
+
+#: Keys a report may lack (older reports); checked when present.
+OPTIONAL_SPEC: dict[str, Any] = {"full": (FULL_SPEC, "?"), "firing_rates_source": "str?"}
+
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "num": "a number", "bool": "true or false",
                "list": "a list", "map": "an object", "dict": "an object"}
 
@@ -627,6 +679,12 @@ def _validate(doc: Any, origin: str) -> None:
         raise ReportError(f"{origin}:schema: unsupported schema {doc['schema']!r}; "
                           f"expected {REPORT_SCHEMA!r}")
     _check(doc, SCHEMA_SPEC, origin, "")
+    for key, spec in OPTIONAL_SPEC.items():
+        if key in doc:
+            _check(doc[key], spec, origin, key)
+    for i, h in enumerate(doc["histograms"]):
+        if h.get("before_weights", "latent") not in ("imported", "latent"):
+            raise ReportError(f"{origin}:histograms[{i}].before_weights: expected 'imported' or 'latent'")
     _check_consistency(doc, origin)
 
 
@@ -879,9 +937,22 @@ def summary_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
                     f"{format_ratio(r['spike_energy_total_pj'])}, from measured firing rates"))
     else:
         out.append(("energy, spike-aware estimate", "unavailable (no firing rates measured)"))
+    full = report.get("full")
+    if full is not None:
+        out.append(("energy, full accounting",
+                    f"{format_energy(full['energy_total_pj'])} vs "
+                    f"{format_energy(full['fp32_energy_total_pj'])} fp32 = "
+                    f"{format_ratio(full['ratios']['energy_total_pj'])} (weight layers + attention "
+                    f"MatMuls, LIF updates, residual adds; {full['accumulator']} accumulators)"))
     out.append(("weight storage",
                 f"{format_bits(t['storage_bits'])} vs {format_bits(b['storage_bits'])} fp32 = "
                 f"{format_ratio(r['storage_bits'])}"))
+    if full is not None and full["storage"] is not None:
+        st = full["storage"]
+        out.append(("storage as deployed",
+                    f"{format_bytes(st['total_bytes'])} of C constants (weights "
+                    f"{format_bytes(st['bytes_by_category']['weights'])}; weights only at their "
+                    f"code width {format_bytes(st['weights_only_bytes'])})"))
     avg = t["average_bits"]
     out.append(("average weight bits",
                 "n/a" if avg is None else f"{avg:.3g} (params-weighted; fp32 = 32)"))
@@ -900,6 +971,57 @@ def summary_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
     tg = report["target"]
     out.append(("target", f"{tg['name']} ({tg['technology']})"))
     return out
+
+
+def full_rows(full: Mapping[str, Any]) -> list[list[str]]:
+    """Rows (part, sites, count, energy, fp32 energy) of the full accounting, shared by
+    markdown and HTML; the last row is the total."""
+    rows = [["weight layers (paper model)" if full["accumulator"] == "paper"
+             else "weight layers (proven accumulators)", "", "",
+             format_energy(full["weights_energy_pj"]), format_energy(full["fp32_weights_energy_pj"])]]
+    for kind, k in full["by_kind"].items():
+        rows.append([kind.replace("_", " "), str(k["sites"]), format_count(k["count"]),
+                     format_energy(k["energy_pj"]), format_energy(k["fp32_energy_pj"])])
+    rows.append(["total", "", "", format_energy(full["energy_total_pj"]),
+                 format_energy(full["fp32_energy_total_pj"])])
+    return rows
+
+
+def storage_text(full: Mapping[str, Any]) -> str:
+    """One line on the deployed storage (or why it is unavailable)."""
+    st = full["storage"]
+    if st is None:
+        return f"unavailable ({full['storage_unavailable']})"
+    parts = ", ".join(f"{c.replace('_', ' ')} {format_bytes(n)}"
+                      for c, n in st["bytes_by_category"].items() if n)
+    return (f"{format_bytes(st['total_bytes'])} in {st['arrays']} C constant arrays ({parts}); "
+            f"the weights alone at their code width: {format_bytes(st['weights_only_bytes'])}")
+
+
+def _full_lines(report: Mapping[str, Any]) -> list[str]:
+    full = report.get("full")
+    if full is None:
+        return []
+    L = ["## Full accounting", "",
+         "Beside the paper model (the headline), the operations it leaves out, priced from "
+         "the same table, per inference of one sample; the fp32 baseline prices the same "
+         "operations in fp32. Accumulators: "
+         + ("the paper's 32 bits." if full["accumulator"] == "paper"
+            else "the lowering's proven bounds."), ""]
+    rows = full_rows(full)
+    rows[-1] = [f"**{rows[-1][0]}**", *rows[-1][1:]]
+    L += _md_table(["part", "sites", "count", "energy plan", "energy fp32"], rows, {1, 2, 3, 4})
+    L.append("")
+    L.append(f"Ratio plan / fp32: {format_ratio(full['ratios']['energy_total_pj'])}"
+             + ("" if full["spike_energy_total_pj"] is None else
+                f"; spike-aware (weight layers spike-aware, other operations dense): "
+                f"{format_energy(full['spike_energy_total_pj'])} vs "
+                f"{format_energy(full['fp32_spike_energy_total_pj'])} fp32 = "
+                f"{format_ratio(full['ratios']['spike_energy_total_pj'])}") + ".")
+    if full["firing_rates_source"]:
+        L.append(f"Firing rates measured on the {_md_text(full['firing_rates_source'])}.")
+    L += ["", f"Storage as deployed: {_md_text(storage_text(full))}.", ""]
+    return L
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
@@ -970,6 +1092,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                  "n/a" if t["average_bits"] is None else f"{t['average_bits']:.3g}"])
     L += _md_table(header, body, set(range(1, 11)))
     L.append("")
+    L += _full_lines(report)
 
     # ---- where the energy goes
     L += ["## Where the energy goes", ""]
@@ -1041,7 +1164,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             a_line = sparkline([math.log1p(c) for c in h["after"]], 0.0, top)
             L.append(f"{_plain(h['layer'], 40)} ({h['role']}), {h['choice']}, weights in "
                      f"[{h['edges'][0]:.3g}, {h['edges'][-1]:.3g}]")
-            L.append(f"  latent fp32     {b_line}")
+            label = "imported fp32" if h.get("before_weights") == "imported" else "latent fp32"
+            L.append(f"  {label:<15} {b_line}")
             L.append(f"  after {h['choice']:<9} {a_line}  "
                      f"{h['stats_after']['distinct_values']} distinct values, relative RMSE "
                      + ("n/a" if h["relative_rmse"] is None else f"{h['relative_rmse']:.3f}"))

@@ -22,7 +22,9 @@ from hqc.report import (
     format_pct,
     format_ratio,
     format_seconds,
+    full_rows,
     model_title,
+    storage_text,
 )
 from hqc.report_svg import (
     GROUP_COLOURS,
@@ -361,6 +363,36 @@ def _group_table(r: Mapping[str, Any]) -> str:
             "</table></div></section>")
 
 
+def _full(r: Mapping[str, Any]) -> str:
+    """The full accounting beside the paper model (absent in older reports)."""
+    full = r.get("full")
+    if full is None:
+        return ""
+    rows = full_rows(full)
+    def tr(row: list[str], cls: str) -> str:
+        cells = [f"<td>{esc(row[0])}</td>"] + [f'<td class="n">{esc(c)}</td>' for c in row[1:]]
+        return f'<tr class="{cls}">{"".join(cells)}</tr>'
+
+    body = "".join(tr(row, "total" if i == len(rows) - 1 else "") for i, row in enumerate(rows))
+    acc = "the paper's 32 bits" if full["accumulator"] == "paper" else "the lowering's proven bounds"
+    spike = ("" if full["spike_energy_total_pj"] is None else
+             f"; spike-aware {esc(format_energy(full['spike_energy_total_pj']))} vs "
+             f"{esc(format_energy(full['fp32_spike_energy_total_pj']))} fp32 = "
+             f"{esc(format_ratio(full['ratios']['spike_energy_total_pj']))}")
+    rates = ("" if not full["firing_rates_source"] else
+             f" Firing rates measured on the {esc(full['firing_rates_source'])}.")
+    return (
+        '<section id="full"><h2>Full accounting</h2><p class="note">Beside the paper model '
+        "(the headline): the operations it leaves out, priced from the same table, per "
+        f"inference of one sample; accumulators: {acc}.</p>"
+        '<div class="scroll"><table><thead><tr><th>part</th><th class="n">sites</th>'
+        '<th class="n">count</th><th class="n">energy plan</th><th class="n">energy fp32</th>'
+        f"</tr></thead><tbody>{body}</tbody></table></div>"
+        f"<p>Ratio plan / fp32: {esc(format_ratio(full['ratios']['energy_total_pj']))}{spike}.{rates}</p>"
+        f"<p>Storage as deployed: {esc(storage_text(full))}.</p></section>"
+    )
+
+
 def _target(r: Mapping[str, Any]) -> str:
     tg = r["target"]
     rows = "".join(
@@ -433,6 +465,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         _histograms(report),
         _plan_table(report),
         _group_table(report),
+        _full(report),
         _target(report),
         _notes(report),
         f"<footer>{esc(report['generator'])} · schema {esc(report['schema'])}{created}</footer>",
