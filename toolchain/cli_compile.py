@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from hqc.cli_options import SHARED_FIELDS, build_config, shared_options
-from hqc.config import STAGES
+from hqc.config import STAGES, CompileConfig
 
 _FIELDS = {**SHARED_FIELDS, "stop_after": "stop_after", "verify_limit": "verify_limit", "split": "split"}
 
@@ -76,7 +76,7 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
 @click.command("compile")
 @click.argument("model", type=click.Path(dir_okay=False), required=False)
 @shared_options
-@click.option("--split", default="val", show_default=True, help="Split the accuracies are measured on.")
+@click.option("--split", default=CompileConfig.split, show_default=True, help="Split the accuracies are measured on.")
 @click.option("--verify-limit", type=int, default=None, help="Verify on the first N samples of the split only.")
 @click.option("--stop-after", type=click.Choice(STAGES), default=None, help="End after this stage.")
 @click.pass_context
