@@ -169,7 +169,12 @@ class Supernet(nn.Module):
         return {n: F.softmax(a, dim=0) for n, a in zip(self.names, self.alpha, strict=True)}
 
     def hardware_loss(self) -> torch.Tensor:
-        """Σ_l Σ_k p_lk E_lk / E_fp32 (differentiable in α)."""
+        """Σ_l Σ_k p_lk E_lk / E_fp32 (differentiable in α).
+
+        Weight layers only, as the paper prices them: the other costs of the full
+        accounting (attention MatMuls, LIF updates, residual adds; hqc.targets.full) do not
+        depend on the plan, so they would add a constant here (docs/targets.md).
+        """
         total = sum((F.softmax(a, dim=0).double() * self.energy(i)).sum()
                     for i, a in enumerate(self.alpha))
         return (total / self.fp32_energy_pj).float()  # type: ignore[union-attr]
