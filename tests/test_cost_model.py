@@ -250,3 +250,24 @@ def test_spike_aware_never_exceeds_paper_model(layer, choice, rate):
     row = layer_cost(layer, choice, CMOS45, firing_rate=rate)
     assert row.spike_energy_compute_pj <= row.energy_compute_pj
     assert row.spike_energy_total_pj <= row.energy_total_pj
+
+
+# ---------------------------------------------------------------- optional compare
+
+
+def test_compare_without_an_entry_is_priced_as_the_add_of_its_width():
+    from hqc.targets import dump_table, loads_table
+
+    for fmt, bits in (("int", 32), ("int", 18), ("float", 32)):
+        cmp_, add = CMOS45.op_energy(fmt, "compare", bits), CMOS45.op_energy(fmt, "add", bits)
+        assert cmp_.energy_pj == add.energy_pj and cmp_.derived
+        assert cmp_.describe() == (f"{fmt}.compare.{bits} (as {fmt}.add.{bits})" if not add.derived else
+                                   f"{fmt}.compare.{bits} (as {fmt}.add.{bits}, {add.rule} from {add.anchor_bits} bits)")
+    # a table that lists compare uses its entries (and derive.compare, else add's rule)
+    text = dump_table(CMOS45).replace("  float:\n", "    compare:\n      16:\n        value: 0.07\n"
+                                                    "        source: horowitz2014\n  float:\n", 1)
+    t = loads_table(text)
+    assert t.op_energy("int", "compare", 16).energy_pj == approx(0.07, rel=REL)
+    assert not t.op_energy("int", "compare", 16).derived
+    assert t.op_energy("int", "compare", 32).energy_pj == approx(0.14, rel=REL)  # linear, as add
+    assert loads_table(dump_table(t)) == t
