@@ -12,7 +12,9 @@ import re
 import nir
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
+from torch import nn
 
 from hqc import intref
 from hqc.cli import main
@@ -21,7 +23,7 @@ from hqc.export_nir import DT, agreement, export_nir, simulate
 from hqc.intops.neuron import _params
 from hqc.pipeline import run_frontend
 from tests.test_lower_common import MIXED, TINY, events
-from tests.zoo import example_spikformer, snn_leaky_convnet
+from tests.zoo import _calibrate_bn, _export, _sj, _spikes, example_spikformer, snn_leaky_convnet
 
 CONV_NETS = [dict(reset="zero"), dict(reset="zero", dynamo=False)]
 
@@ -31,13 +33,13 @@ def _run(*args: str):
     return res.exit_code, res.stdout, res.stderr
 
 
-def _lower(zm, tmp, plan_of, shape):
-    fe = run_frontend(str(zm.onnx_path))
+def _lower(onnx_path, tmp, plan_of, shape):
+    fe = run_frontend(str(onnx_path))
     plan = {layer.name: plan_of(i) for i, layer in enumerate(fe.layers)}
     x = events(shape, seed=3, lam=0.5).astype(np.uint8)
     data = tmp / "events.npz"
     np.savez(data, x=x[:4], y=np.zeros(4, np.int64), x_val=x[4:], y_val=np.arange(len(x) - 4) % 10)
-    lower_model(zm.onnx_path, plan, tmp / "low", data=data, frontend=fe)
+    lower_model(onnx_path, plan, tmp / "low", data=data, frontend=fe)
     return tmp / "low", data
 
 
@@ -45,7 +47,7 @@ def _lower(zm, tmp, plan_of, shape):
 def conv_net(request, zoo_build, tmp_path_factory):
     zm = zoo_build(snn_leaky_convnet, CONV_NETS[request.param])
     # all five quantizers: fc (the head) fp32 → its integer weights are on the fp32 grid
-    d, data = _lower(zm, tmp_path_factory.mktemp("nir"), lambda i: ("uni4", "pot4", "fp32")[i], (44, 4, 2, 16, 16))
+    d, data = _lower(zm.onnx_path, tmp_path_factory.mktemp("nir"), lambda i: ("uni4", "pot4", "fp32")[i], (44, 4, 2, 16, 16))
     return zm, d, data
 
 
@@ -114,7 +116,7 @@ def test_cli_writes_the_nir_file(conv_net, tmp_path):
 
 def test_spiking_transformer_is_one_error_naming_the_attention(zoo_build, tmp_path):
     zm = zoo_build(example_spikformer, TINY)
-    d, _ = _lower(zm, tmp_path, lambda i: MIXED[i % 5], (6, 2, 2, 16, 16))
+    d, _ = _lower(zm.onnx_path, tmp_path, lambda i: MIXED[i % 5], (6, 2, 2, 16, 16))
     code, out, err = _run("export", str(d), "--format", "nir")
     assert code == 2, (code, out, err)
     lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -128,9 +130,62 @@ def test_spiking_transformer_is_one_error_naming_the_attention(zoo_build, tmp_pa
 
 def test_subtractive_reset_is_one_error(zoo_build, tmp_path):
     zm = zoo_build(snn_leaky_convnet, dict(reset="subtract"))
-    d, _ = _lower(zm, tmp_path, lambda i: "uni4", (6, 4, 2, 16, 16))
+    d, _ = _lower(zm.onnx_path, tmp_path, lambda i: "uni4", (6, 4, 2, 16, 16))
     code, out, err = _run("export", str(d), "--format", "nir")
     assert code == 2 and "Traceback" not in out + err
     assert re.fullmatch(r"error: export nir: neuron 'lif1\w*': a (subtract|lagged) reset; NIR's LIF resets to "
                         r"v_reset only\n", err), err
     assert not (d / "model.nir").exists()
+
+
+class IFPoolNet(nn.Module):
+    """SpikingJelly: conv+BN → IFNode → AvgPool2d → conv+BN → LIFNode τ 2 → Linear, mean over T."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        _, layer, neuron = _sj()
+        self.c1 = layer.SeqToANNContainer(nn.Conv2d(2, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.n1 = neuron.IFNode(v_threshold=1.0, v_reset=0.0, step_mode="m")
+        self.p1 = layer.SeqToANNContainer(nn.AvgPool2d(2))
+        self.c2 = layer.SeqToANNContainer(nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16))
+        self.n2 = neuron.LIFNode(tau=2.0, v_reset=0.0, step_mode="m")
+        self.fc = layer.Linear(16 * 8 * 8, 10, step_mode="m")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.n2(self.c2(self.p1(self.n1(self.c1(x)))))
+        return self.fc(x.flatten(2)).mean(0)
+
+
+def test_if_sum_pool_and_a_linear_readout(tmp_path):
+    torch.manual_seed(0)
+    model = IFPoolNet()
+    rng = np.random.default_rng(0)
+    _calibrate_bn(model, [_spikes(rng, (4, 8, 2, 16, 16))], 0)
+    model.eval()
+    path = tmp_path / "ifpool.onnx"
+    _export(model, _spikes(rng, (4, 1, 2, 16, 16)), path, dynamo=True)
+    d, data = _lower(path, tmp_path, lambda i: ("uni4", "pot2", "uni2")[i],
+                     (36, 4, 2, 16, 16))
+    r = export_nir(d)
+    assert [(n.name, n.nir_type) for n in r.nodes if n.nir_type not in ("Input", "Output")] == [
+        ("c1.0", "Conv2d"), ("n1", "IF"), (r.nodes[3].name, "SumPool2d"), ("c2.0", "Conv2d"), ("n2", "LIF"),
+        ("fc", "Linear"), ("n2.flatten", "Flatten")]
+    g = nir.read(str(r.path))
+    pool = g.nodes[r.nodes[3].name]
+    assert list(pool.kernel_size) == [2, 2] and list(pool.stride) == [2, 2]
+    low = intref.load_lowered(d / "lowered.onnx")
+    rq = next(n for n in low.nodes() if n.op == "Requant")
+    ro = g.nodes["output"].metadata["hqc"]
+    assert np.array_equal(ro["mult"], np.asarray(rq.attrs["mult"]).reshape(-1)) and len(set(ro["mult"])) > 1
+    assert np.array_equal(ro["bias"], np.asarray(rq.attrs["bias"]).reshape(-1))
+    n1 = next(n for n in low.nodes() if n.op == "LIF" and n.attrs["neuron"] == "n1")
+    p = _params(n1.attrs)
+    assert p["m"] == 1 << p["k"]  # IF: β̂ = 1
+    assert np.allclose(g.nodes["n1"].r * DT, np.broadcast_to(p["sign"][0], g.nodes["n1"].r.shape)
+                       * 2.0 ** (p["F"] + p["xs"] - p["k"]), rtol=1e-12)
+    doc = json.loads((d / "lowering.json").read_text())
+    x = np.load(data)["x_val"].astype(np.float32)
+    groups = to_groups(x, doc["input_layout"], tuple(doc["input"]["shape"]))
+    ref = _per_sample(intref.run(low, groups)[0], len(x))
+    sim = _per_sample(simulate(r.path, groups, doc["input_layout"]), len(x))
+    assert np.array_equal(sim, ref.astype(np.float64))  # exact decay (τ 2, IF): the same integers

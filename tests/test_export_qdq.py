@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import onnx
@@ -135,3 +136,21 @@ def test_cli_json_and_errors(lowered, tmp_path):
     _one_line_error(*_run("export", str(bad), "--format", "qdq"), r"changed since it was lowered")
     assert sorted(p.name for p in bad.iterdir()) == ["lowering.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before + ["bad"])
+
+
+def test_a_compile_folder_exports_from_its_model_qat(lowered, tmp_path):
+    """`hqc compile` lowers DIR/model.qat.onnx from a temporary folder: lowering.json
+    records a path that no longer exists, and the export reads the copy in DIR."""
+    zm, fe, plan, data, d = lowered
+    c = tmp_path / "compiled"
+    shutil.copytree(d, c)
+    shutil.copyfile(zm.onnx_path, c / "model.qat.onnx")
+    for ext in zm.onnx_path.parent.glob(zm.onnx_path.name + ".data"):  # dynamo's external weights
+        shutil.copyfile(ext, c / ext.name)
+    doc = json.loads((c / "lowering.json").read_text())
+    doc["model"]["path"] = str(tmp_path / "gone" / "model.qat.onnx")
+    (c / "lowering.json").write_text(json.dumps(doc))
+    r = export_qdq(c)
+    assert r.source == c / "model.qat.onnx"
+    ref = onnx.load(str(export_qdq(d, tmp_path / "from_source.onnx").path))
+    assert onnx.load(str(r.path)).graph.SerializeToString() == ref.graph.SerializeToString()
