@@ -75,8 +75,12 @@ _RESCALE_OPS = ("Requant", "LinComb", "Mul")
 _ARRAY_RE = re.compile(r"^(?:static )?const (\w+) (\w+)\[(\d+)\] = \{", re.M)
 # k<N>_<suffix>: data of kernel kN; k<N>l_: of the LIF fused into kN; mp<N>_: pool tables
 _NAME_RE = re.compile(r"^([a-z]+)(\d+)([a-z]*)_(\w+)$")
-_CALL_RE = re.compile(r"^\s+(k\d+)\([^)]*\);\s*//\s*(\S+)", re.M)
+# a call of hqc_model_run: `    kN(<arguments>);  // <op> <node>`
+_CALL_RE = re.compile(r"^\s+(k\d+)\(.*\);\s*//\s*(\S+)", re.M)
 _LOWERED_SUFFIX = re.compile(r"__\d+$")
+# the lowered ops a counted op becomes: an Add of tensors with different scales is a
+# LinComb (a rescaled sum)
+_LOWERED_OPS = {"attention_matmul": ("MatMul",), "lif": ("LIF",), "residual_add": ("Add", "LinComb")}
 
 
 # ---------------------------------------------------------------------------- counting
@@ -330,12 +334,13 @@ class DeployedModel:
             by_base.setdefault((n.op, str(key)), n)
         out = {}
         for op in ops:
-            lop = {"attention_matmul": "MatMul", "lif": "LIF", "residual_add": "Add"}[op.kind]
-            n = by_base.get((lop, op.node if op.kind == "lif" else op.output))
-            if n is None:
-                raise ModelError(f"{self.origin}: no lowered {lop} for node {op.node!r}; "
-                                 "proven widths are unavailable for this model")
-            out[op.node] = int(n.attrs["mem_bits"]) if lop == "LIF" else self.bits(n.outputs[0])
+            key = op.node if op.kind == "lif" else op.output
+            found = [by_base[(lop, key)] for lop in _LOWERED_OPS[op.kind] if (lop, key) in by_base]
+            if not found:
+                raise ModelError(f"{self.origin}: no lowered {' or '.join(_LOWERED_OPS[op.kind])} for node "
+                                 f"{op.node!r}; proven widths are unavailable for this model")
+            n = found[0]
+            out[op.node] = int(n.attrs["mem_bits"]) if n.op == "LIF" else self.bits(n.outputs[0])
         return out
 
 

@@ -194,6 +194,8 @@ def test_headline_unchanged_and_full_beside_it(choice):
         assert f["storage"]["bytes_by_category"]["weights"] == 40036
         nb = f["storage"]["bytes_by_category"]
         assert nb["thresholds"] + nb["biases"] == 10768
+        assert nb["rescale"] == 2 * 10 * 8  # the logits' Requant: int64 multiplier and offset per class
+        assert nb["other"] == 0
 
 
 def test_cost_with_a_lowering_folder(tmp_path):
