@@ -271,7 +271,8 @@ def build_nir(g: Any, doc: Mapping[str, Any]) -> tuple[Any, list[NirNode], dict[
             raise bad(node, "NIR has no node for it")
     last = view[g.outputs[0]]
     if last.steps != 0:
-        readout["sum_over_time"] = False
+        raise ModelError(f"export nir: the logits {g.outputs[0]!r} are not a sum over the time steps; "
+                         "the NIR readout is the sum of the output node over T")
     nodes["output"] = nir.Output(output_type={"output": np.asarray(last.feat)})
     nodes["output"].metadata["hqc"] = {"readout": "logits = mult · Σ_t output_t + bias", **readout}
     rows.append(NirNode("output", "Output", g.outputs[0]))
