@@ -23,7 +23,16 @@ from hqc.export_nir import DT, agreement, export_nir, simulate
 from hqc.intops.neuron import _params
 from hqc.pipeline import run_frontend
 from tests.test_lower_common import MIXED, TINY, events
-from tests.zoo import _calibrate_bn, _export, _sj, _spikes, example_spikformer, snn_leaky_convnet
+from tests.zoo import (
+    _calibrate_bn,
+    _export,
+    _sj,
+    _spikes,
+    example_spikformer,
+    sj_lif_convnet,
+    snn_leaky_convnet,
+    snn_leaky_mem_convnet,
+)
 
 CONV_NETS = [dict(reset="zero"), dict(reset="zero", dynamo=False)]
 
@@ -125,6 +134,20 @@ def test_spiking_transformer_is_one_error_naming_the_attention(zoo_build, tmp_pa
     matmuls = [n.name for n in intref.load_lowered(d / "lowered.onnx").nodes() if n.op == "MatMul"]
     assert len(matmuls) == 2 and all(m in lines[0] for m in matmuls)
     assert re.search(r"\(\S*q_lif x \S*k_lif\)", lines[0]), lines[0]  # q·kᵀ, named by its neurons
+    assert not (d / "model.nir").exists()
+
+
+@pytest.mark.parametrize("builder, kwargs, shape, pattern", [
+    (sj_lif_convnet, {}, (6, 4, 2, 16, 16), r"error: export nir: node '[^']+' \(MaxPool\): NIR has no node for it"),
+    (snn_leaky_mem_convnet, dict(reset="zero"), (6, 2, 2, 16, 16),
+     r"error: export nir: neuron '\w+': its membrane is read out; a NIR LIF outputs spikes only"),
+], ids=["maxpool", "membrane-readout"])
+def test_what_nir_cannot_express_is_one_error(zoo_build, tmp_path, builder, kwargs, shape, pattern):
+    zm = zoo_build(builder, kwargs)
+    d, _ = _lower(zm.onnx_path, tmp_path, lambda i: "uni4", shape)
+    code, out, err = _run("export", str(d), "--format", "nir")
+    assert code == 2 and "Traceback" not in out + err
+    assert re.fullmatch(pattern + "\n", err), err
     assert not (d / "model.nir").exists()
 
 

@@ -19,6 +19,7 @@ from hqc import int_onnx, intref
 from hqc.choices import parse_choice
 from hqc.cli import main
 from hqc.cli_lower import _per_sample, lower_model, to_groups
+from hqc.errors import ConfigError
 from hqc.export_qdq import QDQ_ONNX, agreement, export_qdq, qdq_session
 from hqc.passes.lower_int import weight_transposed
 from hqc.pipeline import run_frontend
@@ -134,6 +135,14 @@ def test_cli_json_and_errors(lowered, tmp_path):
     doc["model"]["fingerprint"] = "0" * 16
     (bad / "lowering.json").write_text(json.dumps(doc))
     _one_line_error(*_run("export", str(bad), "--format", "qdq"), r"changed since it was lowered")
+    assert sorted(p.name for p in bad.iterdir()) == ["lowering.json"]
+    doc["model"]["path"] = str(tmp_path / "gone.onnx")
+    (bad / "lowering.json").write_text(json.dumps(doc))
+    _one_line_error(*_run("export", str(bad), "--format", "qdq"), r"gone.onnx: the lowered model's source is gone")
+    code, out, err = _run("export", str(d), "--format", "qdq", "-o", str(bad))  # click's usage error
+    assert code == 2 and "is a directory" in err and "Traceback" not in out + err
+    with pytest.raises(ConfigError, match=r"bad: is a folder; -o names the output file"):
+        export_qdq(d, bad)
     assert sorted(p.name for p in bad.iterdir()) == ["lowering.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before + ["bad"])
 
