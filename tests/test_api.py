@@ -217,6 +217,19 @@ def test_lower_and_verify_reproduce_the_compile(nb, tmp_path):
     assert json.loads(json.dumps(verify_document(v))) == _cli_json("verify", tmp_path / "low", "--data", npz, "--json")
 
 
+def test_verify_of_the_compile_folder_itself(nb):
+    """A compile folder names its float model under the temporary name it was written in;
+    verify finds the model beside lowering.json (same fingerprint) and repeats verify.json."""
+    out = nb["out"]
+    doc = json.loads((out / "lowering.json").read_text())
+    assert not Path(doc["model"]["path"]).exists()  # the compile's temporary folder is gone
+    v = hqc.verify(out, nb["data"])
+    saved = json.loads((out / "verify.json").read_text())
+    assert v.identical and v.samples == saved["samples"] == 96
+    assert v.accuracy_int == saved["accuracy_int"]
+    assert v.accuracy_float == pytest.approx(nb["result"].fake_quant_accuracy, abs=1e-9)  # the report's fake-quant
+
+
 # ----------------------------------------------------------------------------- errors
 
 

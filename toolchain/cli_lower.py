@@ -446,6 +446,9 @@ class _FloatSide:
         from hqc.pipeline import run_frontend
 
         mpath = Path(doc["model"]["path"])
+        beside = directory / mpath.name  # a compile folder (written under a temporary name) or a moved one
+        if not mpath.is_file() and beside.is_file():
+            mpath = beside
         if not mpath.is_file():
             raise ConfigError(f"{mpath}: the lowered model's source is gone; cannot run the fake-quant float model")
         if fingerprint(mpath) != doc["model"]["fingerprint"]:
