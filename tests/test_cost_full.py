@@ -221,3 +221,46 @@ def test_cost_with_a_lowering_folder(tmp_path):
     r4 = _cost("--all", "uni4", "--lowering", str(tmp_path))
     assert r4.exit_code == 2
     assert f"error: {tmp_path}: not a lowering folder (no lowering.json" in r4.stderr
+
+
+# ---------------------------------------------------------------------------- zoo
+
+
+ZOO = [("snn_leaky_mem_convnet", dict(dynamo=True, reset="subtract"), False),
+       ("sj_spike_driven_transformer", dict(dynamo=True), True),
+       ("sj_ms_resnet", dict(dynamo=False, variant="ms"), True),
+       ("sj_maxformer", dict(dynamo=True, cifar=True), True)]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize(("builder", "kwargs"), [
+    pytest.param(b, k, marks=[pytest.mark.slow] if slow else [], id=b) for b, k, slow in ZOO])
+def test_zoo_neuron_steps_storage_and_proven_widths(zoo_build, builder, kwargs):
+    """Other families: LIF counts = the torch neurons' recorded inputs, every C constant
+    classified, thresholds one per channel at the membrane's width, proven widths found
+    (residual sums lowered to LinComb included)."""
+    import tests.zoo as zoo
+    from tests.zoo import neuron_io
+
+    zm = zoo_build(getattr(zoo, builder), kwargs)
+    fe = run_frontend(str(zm.onnx_path))
+    plan = {layer.name: parse_choice(("uni4", "pot2", "uni8")[i % 3]) for i, layer in enumerate(fe.layers)}
+    low = lower(zm.onnx_path, plan)
+    t = load_target("cmos45")
+    cost = model_cost(fe.layers, plan, t)
+    dep = DeployedModel.from_lowering(low)
+    full = full_cost(fe.graph, fe.layers, cost, plan, t, dep, "proven")
+    batch = zm.example_input.shape[zm.batch_axis]
+    recorded = sorted(x.size // batch for x, _ in neuron_io(zm).values())
+    assert sorted(o.count for o in full.ops if o.kind == "lif") == recorded
+    st = full.storage
+    assert st.bytes_by_category["other"] == 0
+    # one packed array per lowered weight node: a layer unrolled per time step (snnTorch)
+    # is emitted once per step
+    nodes = [n.attrs["layer"] for n in low.lowered.graph.nodes() if n.op in ("QConv", "QLinear")]
+    packed = {r["name"]: r["packed_bytes"] for r in low.doc["layers"]}
+    assert st.bytes_by_category["weights"] == sum(packed[name] for name in nodes)
+    widths = [(4 if n["membrane_bits"] <= 31 else 8) * n["channels"] for n in low.doc["neurons"]]
+    assert st.bytes_by_category["thresholds"] == sum(widths)
+    assert {o.node for o in full.ops} == {o.node for o in count_ops(fe.graph)}
+    assert full.energy_total_pj > 0 and full.weights_energy_pj > 0
