@@ -400,6 +400,8 @@ class DeployedStorage:
 class FullCost:
     """The full accounting beside the paper model (see the module docstring).
 
+    accumulator: "paper" or "proven"; accumulator_bits: per weight layer, its proven
+    accumulator width ("proven" only; empty for "paper", where every one is 32 bits);
     weights_*: the weight layers (paper model, or with proven accumulators);
     non_weight_*: the counted ops; energy_total_pj = weights + non-weight (plan), with the
     same sums for the fp32 baseline and their ratio; spike_energy_total_pj: the spike-aware
