@@ -264,3 +264,14 @@ def test_zoo_neuron_steps_storage_and_proven_widths(zoo_build, builder, kwargs):
     assert st.bytes_by_category["thresholds"] == sum(widths)
     assert {o.node for o in full.ops} == {o.node for o in count_ops(fe.graph)}
     assert full.energy_total_pj > 0 and full.weights_energy_pj > 0
+
+
+def test_a_broken_lowering_json_is_one_error_line(tmp_path):
+    (tmp_path / "kernels").mkdir()
+    for name in ("lowering.json", "lowered.onnx", "kernels/hqc_model.c"):
+        (tmp_path / name).write_text("{not json")
+    with pytest.raises(ConfigError, match=r"lowering.json: not a lowering.json written by hqc lower$"):
+        DeployedModel.from_dir(tmp_path)
+    r = _cost("--all", "uni4", "--lowering", str(tmp_path))
+    assert r.exit_code == 2
+    assert r.stderr == f"error: {tmp_path / 'lowering.json'}: not a lowering.json written by hqc lower\n"
