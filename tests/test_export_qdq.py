@@ -6,24 +6,22 @@ model.int.onnx, and every user error is one line."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
 from onnx import numpy_helper
 
 from hqc import int_onnx, intref
 from hqc.choices import parse_choice
-from hqc.cli import main
 from hqc.cli_lower import _per_sample, lower_model, to_groups
 from hqc.errors import ConfigError
 from hqc.export_qdq import QDQ_ONNX, agreement, export_qdq, qdq_session
 from hqc.passes.lower_int import weight_transposed
 from hqc.pipeline import run_frontend
 from hqc.quant import fake_quant_numpy
+from tests.test_lower_cli import _one_line_error, _run
 from tests.test_lower_common import MIXED, TINY, events
 from tests.zoo import example_spikformer, snn_leaky_convnet
 
@@ -32,19 +30,6 @@ MODELS = {
     "spikformer-ts": (example_spikformer, TINY, (24, 2, 2, 16, 16)),  # BT input, TorchScript (opset 17)
     "leaky-convnet-dynamo": (snn_leaky_convnet, dict(reset="zero"), (24, 4, 2, 16, 16)),  # TB, Gemm head
 }
-
-
-def _run(*args: str):
-    res = CliRunner().invoke(main, list(args))
-    return res.exit_code, res.stdout, res.stderr
-
-
-def _one_line_error(code, out, err, pattern):
-    assert code == 2, (code, out, err)
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in out + err
-    assert re.search(pattern, lines[0]), lines[0]
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -136,6 +121,12 @@ def test_cli_json_and_errors(lowered, tmp_path):
     (bad / "lowering.json").write_text(json.dumps(doc))
     _one_line_error(*_run("export", str(bad), "--format", "qdq"), r"changed since it was lowered")
     assert sorted(p.name for p in bad.iterdir()) == ["lowering.json"]
+    x = np.load(data)["x_val"].astype(np.float32)
+    hot = tmp_path / "data" / "hot.npz"
+    hot.parent.mkdir()
+    np.savez(hot, x=x[:2], y=np.zeros(2, np.int64), x_val=x + 300, y_val=np.zeros(len(x), np.int64))
+    _one_line_error(*_run("export", str(d), "--format", "qdq", "-o", str(tmp_path / "h.onnx"), "--data",
+                          str(hot)), r"hot.npz:val: inputs span 300\.\.\d+, outside the lowered input range 0\.\.255")
     doc["model"]["path"] = str(tmp_path / "gone.onnx")
     (bad / "lowering.json").write_text(json.dumps(doc))
     _one_line_error(*_run("export", str(bad), "--format", "qdq"), r"gone.onnx: the lowered model's source is gone")
@@ -144,7 +135,7 @@ def test_cli_json_and_errors(lowered, tmp_path):
     with pytest.raises(ConfigError, match=r"bad: is a folder; -o names the output file"):
         export_qdq(d, bad)
     assert sorted(p.name for p in bad.iterdir()) == ["lowering.json"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before + ["bad"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before + ["bad", "data"])  # no h.onnx
 
 
 def test_a_compile_folder_exports_from_its_model_qat(lowered, tmp_path):

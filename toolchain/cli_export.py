@@ -23,6 +23,10 @@ def export_cmd(directory: str, fmt: str, out: str | None, data: str | None, spli
                as_json: bool) -> None:
     """Export the lowered model in DIRECTORY (hqc lower / hqc compile) as standard quantized
     ONNX or as a NIR graph."""
+    if data:  # bad data is an error before anything is written
+        from hqc.export_qdq import load_split
+
+        load_split(directory, data, split, limit)
     if fmt == "qdq":
         from hqc.export_qdq import agreement, export_qdq
 

@@ -415,19 +415,10 @@ def agreement(directory: str | Path, nir_path: str | Path, data: str | Path, spl
               limit: int | None = None) -> NirAgreement:
     """Predicted class of the simulated NIR graph against the integer model (numpy reference)."""
     from hqc import intref
-    from hqc.cli_lower import _per_sample, integer_inputs, to_groups
-    from hqc.data import load_data
-    from hqc.export_qdq import read_lowering
+    from hqc.cli_lower import _per_sample
+    from hqc.export_qdq import load_split
 
-    d = Path(directory)
-    doc, _ = read_lowering(d)
-    g = intref.load_lowered(d / "lowered.onnx")
-    sp = load_data(data).split(split)
-    x, y = sp.x, sp.y
-    if limit is not None:
-        x, y = x[:limit], y[:limit]
-    integer_inputs(x, f"{data}:{split}")
-    groups = to_groups(x, doc["input_layout"], tuple(doc["input"]["shape"]))
+    doc, g, groups, y = load_split(directory, data, split, limit)
     n = len(y)
     pi = _per_sample(intref.run(g, groups)[0], n).argmax(axis=1)
     pn = _per_sample(simulate(nir_path, groups, doc["input_layout"]), n).argmax(axis=1)

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from hqc.errors import ConfigError, ModelError
+from hqc.errors import ConfigError, DataError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -290,12 +290,13 @@ def qdq_session(path: str | Path, extra_outputs: list[str] | None = None) -> Any
     return session(model)
 
 
-def agreement(directory: str | Path, qdq_path: str | Path, data: str | Path, split: str = "val",
-              limit: int | None = None, spikes: bool = True) -> Agreement:
-    """Predicted class (and, with `spikes`, every neuron's spikes) of the QDQ model under
-    onnxruntime against the integer model (the numpy reference) on a data split."""
+def load_split(directory: str | Path, data: str | Path, split: str = "val",
+               limit: int | None = None) -> tuple[dict[str, Any], Any, np.ndarray, np.ndarray]:
+    """A lowering folder and a data split → (lowering.json, the lowered IR, the samples as
+    model inputs (G, *input shape), the labels). DataError when the inputs are not
+    integers or lie outside the lowered input range (as `hqc verify`)."""
     from hqc import intref
-    from hqc.cli_lower import _per_sample, integer_inputs, to_groups
+    from hqc.cli_lower import integer_inputs, to_groups
     from hqc.data import load_data
 
     d = Path(directory)
@@ -305,8 +306,21 @@ def agreement(directory: str | Path, qdq_path: str | Path, data: str | Path, spl
     x, y = sp.x, sp.y
     if limit is not None:
         x, y = x[:limit], y[:limit]
-    integer_inputs(x, f"{data}:{split}")
-    groups = to_groups(x, doc["input_layout"], tuple(doc["input"]["shape"]))
+    lo, hi = integer_inputs(x, f"{data}:{split}")
+    rlo, rhi = doc["input"]["range"]
+    if lo < rlo or hi > rhi:
+        raise DataError(f"{data}:{split}: inputs span {lo}..{hi}, outside the lowered input range {rlo}..{rhi}")
+    return doc, g, to_groups(x, doc["input_layout"], tuple(doc["input"]["shape"])), y
+
+
+def agreement(directory: str | Path, qdq_path: str | Path, data: str | Path, split: str = "val",
+              limit: int | None = None, spikes: bool = True) -> Agreement:
+    """Predicted class (and, with `spikes`, every neuron's spikes) of the QDQ model under
+    onnxruntime against the integer model (the numpy reference) on a data split."""
+    from hqc import intref
+    from hqc.cli_lower import _per_sample
+
+    doc, g, groups, y = load_split(directory, data, split, limit)
     names = _tensor_names(qdq_path)
     # a neuron's spikes are compared where the frontend kept the exporter's tensor (one
     # stacked tensor of all steps); unrolled exports (snnTorch loops) have one per step
