@@ -39,15 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hqc.choices import DEFAULT_CHOICES, QuantChoice, parse_choice
 from hqc.errors import PlanError
 from hqc.ir import Graph
 from hqc.layers import LayerInfo
 from hqc.passes.annotate_layers import annotate_layers
 from hqc.passes.base import Context, Pass, PassResult, register
-from hqc.yamlio import AliasError, safe_load
+from hqc.yamlio import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -139,18 +137,7 @@ def parse_search_space(data: Any, source: str = "<search space>") -> SearchSpace
 
 def load_search_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space YAML file."""
-    try:
-        data = safe_load(Path(path).read_text(encoding="utf-8"))
-    except AliasError as e:
-        raise PlanError(f"{path}: {e}") from None
-    except OSError as e:
-        raise PlanError(f"{path}: cannot read search space ({e.strerror or e})") from None
-    except UnicodeDecodeError:
-        raise PlanError(f"{path}: not UTF-8 text") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PlanError(f"{path}: not valid YAML{where}") from None
+    data = read_yaml(path, PlanError, "search space")
     return parse_search_space(data, str(path))
 
 

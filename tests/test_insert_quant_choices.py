@@ -116,7 +116,7 @@ def test_config_errors_name_file_and_key(frontend, tmp_path, text, message):
 
 
 def test_missing_config_file_and_missing_candidates(frontend, tmp_path):
-    with pytest.raises(PlanError, match=r"nope\.yaml: cannot read search space"):
+    with pytest.raises(PlanError, match=r"nope\.yaml: no such search space file"):
         _run(frontend.graph, str(tmp_path / "nope.yaml"))
     with pytest.raises(PlanError, match=r"has no candidate quantizers \(run insert-quant-choices\)"):
         candidates_of(frontend.graph, annotate_layers(frontend.graph))

@@ -215,7 +215,7 @@ def test_cli_defaults_are_the_library_defaults():
     ("holdout", r"error: .*bad\.npz: the training split has 1 samples of 1 classes, one per class; .* needs at least 2 samples of a class"),
     ("lambda", r"error: options: lambda must be ≥ 0, got -0\.5"),
     ("epochs", r"error: options: epochs must be ≥ 0, got -1"),
-    ("plan", r"error: .*nope\.yaml: cannot read plan"),
+    ("plan", r"error: .*nope\.yaml: no such plan file"),
     ("threads", r"error: --threads must be >= 1, got 0"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tiny, tmp_path, case, message):

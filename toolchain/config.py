@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from hqc.errors import ConfigError
-from hqc.yamlio import AliasError, safe_load
+from hqc.yamlio import read_yaml
 
 CONFIG_SCHEMA = "hqc.config/1"
 _DEVICE = re.compile(r"cpu|cuda(:(0|[1-9][0-9]*))?")
@@ -125,23 +125,7 @@ class CompileConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> CompileConfig:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no such file") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{p}: not UTF-8 text") from None
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
-        try:
-            data = safe_load(text)
-        except AliasError as exc:
-            raise ConfigError(f"{p}: {exc}") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise ConfigError(f"{p}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
-        return cls.from_dict(data or {}, str(p))
+        return cls.from_dict(read_yaml(path, ConfigError, "config") or {}, str(path))
 
 
 def environment_versions() -> dict[str, str]:

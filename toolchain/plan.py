@@ -27,25 +27,14 @@ import yaml
 from hqc.choices import QuantChoice, parse_choice
 from hqc.errors import PlanError
 from hqc.layers import LayerInfo
-from hqc.yamlio import AliasError, safe_load
+from hqc.yamlio import read_yaml
 
 PLAN_SCHEMA = "hqc.plan/1"
 
 
 def load_plan_yaml(path: str | Path) -> dict[str, Any]:
     """The raw plan document (validated to be a mapping with a `layers` mapping)."""
-    try:
-        data = safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise PlanError(f"{path}: cannot read plan ({e.strerror or e})") from None
-    except UnicodeDecodeError:
-        raise PlanError(f"{path}: not UTF-8 text") from None
-    except AliasError as e:
-        raise PlanError(f"{path}: {e}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PlanError(f"{path}: not valid YAML{where}") from None
+    data = read_yaml(path, PlanError, "plan")
     if not isinstance(data, dict) or not isinstance(data.get("layers"), dict):
         raise PlanError(f"{path}:layers: expected a mapping layer name -> {{choice: ...}}")
     return data

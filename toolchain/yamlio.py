@@ -4,6 +4,7 @@ walk an exponential structure. Files that need repetition can simply repeat valu
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -28,3 +29,34 @@ class _NoAliasLoader(yaml.SafeLoader):
 def safe_load(text: str) -> Any:
     """Parse YAML text with the safe loader, refusing anchors/aliases (AliasError)."""
     return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def parse_yaml(text: str, origin: str, error: type[Exception]) -> Any:
+    """YAML text → data, or `error` with one line naming `origin` and the place: the one
+    error ladder of every YAML hqc reads (plans, search spaces, configs, cost tables)."""
+    try:
+        return safe_load(text)
+    except AliasError as e:
+        raise error(f"{origin}: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(e, "problem", None) or type(e).__name__).split())
+        raise error(f"{origin}: not valid YAML{where}: {problem}") from None
+
+
+def read_yaml(path: str | Path, error: type[Exception], what: str) -> Any:
+    """A YAML file → data; `what` names the kind of file in the messages ("plan",
+    "cost table", …). Missing, unreadable, non-UTF-8 and invalid files are one line each."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{p}: no such {what} file") from None
+    except IsADirectoryError:
+        raise error(f"{p}: is a folder, not a {what} file") from None
+    except UnicodeDecodeError:
+        raise error(f"{p}: not UTF-8 text") from None
+    except OSError as e:
+        raise error(f"{p}: cannot read {what} ({e.strerror or e})") from None
+    return parse_yaml(text, str(p), error)
