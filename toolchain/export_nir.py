@@ -78,7 +78,8 @@ class _T:
 
 
 def _attention_nodes(g: Any) -> list[str]:
-    """The MatMul nodes of two activations, each with the neurons feeding its operands."""
+    """The MatMul and elementwise Mul nodes (both operands activations in the integer
+    dialect: Spikformer's q·kᵀ·v, SDT's q ⊙ Σ k ⊙ v), each with the neurons feeding them."""
 
     def origin(t: str) -> str:
         p = g.producer(t)
@@ -86,7 +87,7 @@ def _attention_nodes(g: Any) -> list[str]:
             p = g.producer(p.inputs[0])
         return "input" if p is None else str(p.attrs.get("neuron") or p.attrs.get("layer") or p.name)
 
-    return [f"{n.name} ({' x '.join(origin(t) for t in n.inputs)})" for n in g.nodes() if n.op == "MatMul"]
+    return [f"{n.name} ({' x '.join(origin(t) for t in n.inputs)})" for n in g.nodes() if n.op in ("MatMul", "Mul")]
 
 
 def _lif_node(node: Any, feat: tuple[int, ...]) -> tuple[Any, dict[str, Any], np.ndarray]:
@@ -136,7 +137,7 @@ def build_nir(g: Any, doc: Mapping[str, Any]) -> tuple[Any, list[NirNode], dict[
 
     att = _attention_nodes(g)
     if att:
-        raise ModelError(f"export nir: NIR has no matmul of two activations; the attention nodes "
+        raise ModelError(f"export nir: NIR has no matmul or product of two activations; the attention nodes "
                          f"{', '.join(att)} cannot be expressed (spiking transformers do not export to NIR)")
     layout = doc["input_layout"]
     shape = tuple(g.shape(g.inputs[0]))
@@ -267,6 +268,8 @@ def build_nir(g: Any, doc: Mapping[str, Any]) -> tuple[Any, list[NirNode], dict[
             readout.update(mult=np.asarray(node.attrs["mult"]).reshape(-1).tolist(),
                            bias=np.asarray(node.attrs["bias"]).reshape(-1).tolist())
             view[node.outputs[0]] = x
+        elif node.op == "MaxPool":
+            raise bad(node, "NIR has no max pooling (SumPool2d and AvgPool2d only)")
         else:
             raise bad(node, "NIR has no node for it")
     last = view[g.outputs[0]]
