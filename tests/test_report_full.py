@@ -60,6 +60,7 @@ def test_renderings_show_the_full_accounting(built, tmp_path):
     assert "## Full accounting" in md and "| attention matmul" in md and "imported fp32" in md
     assert "Storage as deployed: 56.6 kB in 121 C constant arrays" in md
     assert '<section id="full">' in html and "thresholds 5.38 kB" in html
+    assert "imported fp32 weights, before quantization" in html
     write_report(tmp_path, rep)
     assert load_report(tmp_path) == rep
 

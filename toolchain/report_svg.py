@@ -365,7 +365,9 @@ def histogram_grid(chart: str, title: str, hists: Sequence[Mapping], *, width: f
     choices = sorted({h["choice"] for h in hists})
     items = [LegendItem(f"after {c} (bars)", candidate_colour(c, choices), opacity=0.8)
              for c in choices]
-    items.append(LegendItem("latent fp32 weights, before quantization (outline)", INK, "line"))
+    imported = all(h.get("before_weights") == "imported" for h in hists)
+    items.append(LegendItem(f"{'imported' if imported else 'latent'} fp32 weights, before quantization "
+                            "(outline)", INK, "line"))
     leg, leg_h = legend(items, 8, 6, width - 16)
     top = 6 + leg_h + 10
     gap_x, ph = 16.0, 230.0
