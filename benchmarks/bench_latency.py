@@ -58,6 +58,8 @@ _DRIVER = r"""
 #include <time.h>
 #include "hqc_model.h"
 
+static hqc_arena_t arena[HQC_ARENA_WORDS];
+
 static double now(void)
 {
     struct timespec ts;
@@ -80,11 +82,11 @@ int main(int argc, char **argv)
     f = fopen(argv[1], "rb");
     if (!x || !t || !f || fread(x, sizeof(int16_t), HQC_INPUT_SIZE * n, f) != (size_t)(HQC_INPUT_SIZE * n)) return 1;
     fclose(f);
-    if (hqc_model_run(x, logits) != 0) return 1; /* warm-up */
+    if (hqc_model_run(arena, x, logits) != 0) return 1; /* warm-up */
     for (r = 0; r < reps; r++)
         for (i = 0; i < n; i++) {
             t0 = now();
-            if (hqc_model_run(x + i * HQC_INPUT_SIZE, logits) != 0) return 1;
+            if (hqc_model_run(arena, x + i * HQC_INPUT_SIZE, logits) != 0) return 1;
             t[r * n + i] = now() - t0;
         }
     ft = fopen(argv[4], "w");
@@ -93,7 +95,7 @@ int main(int argc, char **argv)
     for (i = 0; i < n * reps; i++) fprintf(ft, "%.9f\n", t[i]);
     for (i = 0; i < n; i++) {
         int j;
-        hqc_model_run(x + i * HQC_INPUT_SIZE, logits);
+        hqc_model_run(arena, x + i * HQC_INPUT_SIZE, logits);
         for (j = 0; j < HQC_OUTPUT_SIZE; j++) fprintf(fl, j ? " %lld" : "%lld", (long long)logits[j]);
         fprintf(fl, "\n");
     }

@@ -128,6 +128,8 @@ FIRMWARE = r"""
 #include <stdint.h>
 #include "hqc_model.h"
 
+static hqc_arena_t arena[HQC_ARENA_WORDS];
+
 int main(int argc, char **argv)
 {
     static int16_t x[HQC_INPUT_SIZE];
@@ -136,7 +138,7 @@ int main(int argc, char **argv)
     FILE *f = argc > 1 ? fopen(argv[1], "rb") : NULL;
     if (f == NULL) return 2;
     while (fread(x, sizeof x[0], HQC_INPUT_SIZE, f) == HQC_INPUT_SIZE) {
-        if (hqc_model_run(x, logits) != 0) return 1;
+        if (hqc_model_run(arena, x, logits) != 0) return 1;
         for (j = 0; j < HQC_OUTPUT_SIZE; j++) printf(j ? " %lld" : "%lld", (long long)logits[j]);
         printf("\n");
     }

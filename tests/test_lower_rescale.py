@@ -181,9 +181,9 @@ def test_mul_broadcast_backends_agree(tmp_path, shape_a, shape_b, ra, rb):
     if ra == (0, 1) or rb == (0, 1):
         assert "*" not in body.split("{", 1)[1]  # a spike operand is a mask or an AND
     if ra == rb == (0, 1):
-        assert re.search(r"static uint8_t t\d+\[\d+\];  // y ", src)
+        assert re.search(r"#define HQC_OFF_t\d+ \d+  /\* uint8_t t\d+: y ", src)  # the arena buffer's C type
     if wide:
-        assert re.search(r"static int64_t t\d+\[\d+\];  // y ", src)
+        assert re.search(r"#define HQC_OFF_t\d+ \d+  /\* int64_t t\d+: y ", src)
 
 
 def _split(g: Graph, x: str, na: int, nb: int) -> tuple[str, str]:

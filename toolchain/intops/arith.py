@@ -281,7 +281,7 @@ def _c_matmul(e: CEmitter, node: Node) -> None:
     else:
         add = f"r[n] += av * {B}[bk + n];"
     body = [
-        f"    static {w} r[{N}];",
+        f"    HQC_PTR({w}) r = {e.scratch(e.next_fn() + '_r', w, N, 'one output row')};",
         f"    for (bt = 0, ai = 0, bb = 0, yi = 0; bt < {batch}; bt++, bb += {K * N})",
         f"        for (m = 0; m < {M}; m++) {{",
         f"            for (n = 0; n < {N}; n++) r[n] = 0;",

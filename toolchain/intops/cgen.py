@@ -2,8 +2,12 @@
 
 `CEmitter` owns the tensors' buffers and C types (chosen from the proven bounds:
 `uint8_t` for spikes, `int32_t` when the range fits, else `int64_t`), the constant data
-(packed weights, neuron parameters, index tables), one `static void kN(void)` function
-per lowered node and the call sequence of `hqc_model_run`. Every kernel sits between
+(packed weights, neuron parameters, index tables), one `static void kN(uint8_t hqc_arena[])`
+function per lowered node and the call sequence of `hqc_model_run`. Every working buffer
+(activation tensor, membrane, a kernel's scratch) lives in the caller's arena at an offset
+`hqc.memplan` chooses by liveness from the steps that write and read it (`allocs`); a
+kernel reaches it through a `T *restrict` pointer (so that the compiler knows buffers live
+together never overlap and vectorises without alias checks); nothing mutable is static. Every kernel sits between
 `// hqc-kernel begin <name> <kind> …` and `// hqc-kernel end` so that tests can inspect it.
 """
 
@@ -17,6 +21,11 @@ from hqc.errors import ModelError
 from hqc.ir import Graph, Node
 
 SPIKE, I32, I64 = "uint8_t", "int32_t", "int64_t"
+#: The parameter list of every kernel function: the arena base. Kernels hold pointers into
+#: it as `HQC_PTR(T) name` (a macro for `T *restrict`), so that a `*` in a kernel is a multiply.
+KERNEL_PARAMS = "uint8_t hqc_arena[]"
+SIZEOF = {"uint8_t": 1, "int8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4, "int64_t": 8,
+          "uint64_t": 8, "float": 4, "double": 8}
 SHL = {I32: "HQC_SHL32", I64: "HQC_SHL64"}
 
 
@@ -121,6 +130,11 @@ class CEmitter:
         self.calls: list[str] = []
         self.weight_bytes: list[dict[str, Any]] = []
         self.n = 0
+        self.step = 0  # the call-sequence step being emitted (0: the input copy)
+        # arena buffers: name → [C type, element count, first step, last step, comment]
+        self.allocs: dict[str, list[Any]] = {}
+        self.fuse = True  # apply a LIF inside the convolution feeding it, where the layout allows
+        self.fused: dict[str, Node] = {}  # QConv name → the LIF its kernel applies (`conv_lif_pairs`)
 
     def shape(self, t: str) -> tuple[int, ...]:
         return tuple(int(d) for d in self.g.shape(t))
@@ -132,9 +146,25 @@ class CEmitter:
         lo, hi = self.bounds[t]
         self.typ[t] = typ or ctype(lo, hi)
         self.buf[t] = f"t{len(self.buf)}"
-        size = int(np.prod(self.shape(t)))
-        self.buffers.append(f"static {self.typ[t]} {self.buf[t]}[{size}];  // {t} {list(self.shape(t))}")
+        self.allocs[self.buf[t]] = [self.typ[t], int(np.prod(self.shape(t))), self.step, self.step,
+                                    f"{t} {list(self.shape(t))}"]
         return self.buf[t]
+
+    def scratch(self, name: str, ctyp: str, count: int, comment: str) -> str:
+        """An arena buffer of `count` elements used by the current step only (a kernel's
+        scratch, a membrane). A kernel uses it by `name` (which ckernels declares as a
+        restrict pointer in every function that mentions it) or through a local pointer
+        initialised with the returned expression (`HQC_PTR(T) p = <expr>;`)."""
+        if name in self.allocs:
+            raise ModelError(f"C kernels: buffer {name} declared twice")
+        self.allocs[name] = [ctyp, int(count), self.step, self.step, comment]
+        return f"HQC_AT({ctyp}, HQC_OFF_{name})"
+
+    def read(self, t: str) -> None:
+        """The current step reads tensor t: its buffer stays live until here."""
+        rec = self.allocs.get(self.buf.get(t, ""))
+        if rec is not None:
+            rec[3] = max(rec[3], self.step)
 
     def alias(self, t: str, of: str) -> None:
         """Tensor t shares the buffer of `of` (a reshape: same elements, same order)."""
@@ -144,8 +174,12 @@ class CEmitter:
         """A new kernel function name, called in order from hqc_model_run."""
         self.n += 1
         name = f"k{self.n}"
-        self.calls.append(f"    {name}();  // {node.op} {node.name}")
+        self.calls.append(f"    {name}(hqc_arena);  // {node.op} {node.name}")
         return name
+
+    def fn_name(self) -> str:
+        """The name of the kernel function `fn` returned last."""
+        return f"k{self.n}"
 
     def next_fn(self) -> str:
         """The name the next `fn` call will return (for data emitted before the kernel)."""
@@ -154,7 +188,7 @@ class CEmitter:
     def simple(self, node: Node, body: list[str], decl: str = "", kind: str | None = None) -> None:
         """A kernel function with declarations `decl` and statements `body`."""
         fn = self.fn(node)
-        lines = [f"// hqc-kernel begin {node.name} {kind or node.op.lower()}", f"static void {fn}(void)", "{"]
+        lines = [f"// hqc-kernel begin {node.name} {kind or node.op.lower()}", f"static void {fn}({KERNEL_PARAMS})", "{"]
         if decl:
             lines.append("    " + decl)
         lines += body

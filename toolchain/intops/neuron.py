@@ -46,7 +46,18 @@ import numpy as np
 
 from hqc.errors import ModelError
 from hqc.intops.base import INT64_SAFE, Interval, IntOp, prod, register
-from hqc.intops.cgen import I32, I64, SHL, CEmitter, c_array, c_ints, index, loops, strides
+from hqc.intops.cgen import (
+    I32,
+    I64,
+    KERNEL_PARAMS,
+    SHL,
+    CEmitter,
+    c_array,
+    c_ints,
+    index,
+    loops,
+    strides,
+)
 from hqc.intops.onnxgen import I64 as ONNX_I64
 from hqc.intops.onnxgen import OnnxBuilder
 from hqc.ir import Graph, Node
@@ -332,6 +343,8 @@ def _onnx_lif(b: OnnxBuilder, g: Graph, node: Node) -> None:
 
 
 def _c_lif(e: CEmitter, node: Node) -> None:
+    if node.name in {lif.name for lif in e.fused.values()}:
+        return  # applied inside the convolution that feeds it (weights.conv_lif_pairs)
     g = e.g
     a = node.attrs
     p = _params(a)
@@ -346,7 +359,7 @@ def _c_lif(e: CEmitter, node: Node) -> None:
     ta = int(a["time_axis"])
     step = tuple(d for i, d in enumerate(shape) if i != ta)
     mem = I32 if int(a["mem_bits"]) <= 31 else I64
-    k, xs, F, m, r, reset = p["k"], p["xs"], p["F"], p["m"], p["r"], p["reset"]
+    k, xs, F, m, reset = p["k"], p["xs"], p["F"], p["m"], p["reset"]
     pshape = np.asarray(a["bias"]).shape
     if len(pshape) != len(step):
         raise ModelError(f"C kernels: LIF {node.name!r} parameters of rank {len(pshape)}")
@@ -372,14 +385,14 @@ def _c_lif(e: CEmitter, node: Node) -> None:
         e.data += c_array(f"{fn}_rb", ptype, c_ints(a["reset_by"]))
     if "v_init" in a:
         e.data += c_array(f"{fn}_v0", ptype, c_ints(a["v_init"]))
-    e.buffers.append(f"static {mem} {fn}_v[{prod(step)}];  // membrane of {node.name}")
+    e.scratch(f"{fn}_v", mem, prod(step), f"membrane of {node.name}")
     if reset == "lagged":
-        e.buffers.append(f"static uint8_t {fn}_sp[{prod(step)}];  // previous spikes of {node.name}")
+        e.scratch(f"{fn}_sp", "uint8_t", prod(step), f"previous spikes of {node.name}")
     X, Y = e.buf[x], e.buf[y]
     opens, closes, ind = loops(shape)
     kind = f"lif F={F}" if first else (f"lif F={F} k={k} m={m}" + (" round" if p["round"] else "")
                                        + (f" reset={reset}" if reset != "hard" else ""))
-    lines = [f"// hqc-kernel begin {a.get('neuron', node.name)} {kind}", f"static void {fn}(void)", "{",
+    lines = [f"// hqc-kernel begin {a.get('neuron', node.name)} {kind}", f"static void {fn}({KERNEL_PARAMS})", "{",
              "    int32_t " + ", ".join(f"d{i}" for i in range(len(shape)))
              + (", i" if "v_init" not in a or reset == "lagged" else "") + ", xi, vi, pi;",
              f"    {mem} xv, num, h;", "    int s;"]
@@ -391,37 +404,113 @@ def _c_lif(e: CEmitter, node: Node) -> None:
         lines.append(f"    for (i = 0; i < {prod(step)}; i++) {fn}_v[i] = 0;")
     if reset == "lagged":
         lines.append(f"    for (i = 0; i < {prod(step)}; i++) {fn}_sp[i] = 0;")
-    if first or (k >= 1 and m == (1 << k) - 1):  # τ = 2^k: shift and subtract, no multiply
-        decay = f"{SHL[mem]}({fn}_v[vi], {k}) - {fn}_v[vi] + "
-    elif m == 0:
-        decay = ""
-    elif m == 1:
-        decay = f"{fn}_v[vi] + "
-    else:
-        decay = f"({mem}){c_ints(np.array(m))[0]} * {fn}_v[vi] + "
     lines += opens
     lines += [
         f"{ind}xi = {index(strides(shape))};",
         f"{ind}vi = {index(full_v)};",
         f"{ind}pi = {index(full_p)};",
-        f"{ind}xv = ({mem}){X}[xi];",
-        f"{ind}if ({fn}_sg[pi] < 0) xv = -xv; else if ({fn}_sg[pi] == 0) xv = 0;",
-        f"{ind}xv = {SHL[mem]}(xv, {F if first else F + xs}) + {fn}_b[pi];",
-        f"{ind}num = {decay}{f'{SHL[mem]}(xv, {xs})' if first else 'xv'}{' + ' + c_ints(np.array(r))[0] if r else ''};",
-        f"{ind}h = num >> {k};" if first or k else f"{ind}h = num;",
     ]
-    if reset == "lagged":
-        lines.append(f"{ind}if ({fn}_sp[vi]) h -= {fn}_rb[pi];")
-    lines.append(f"{ind}s = h >= {fn}_th[pi];")
-    if reset == "hard":
-        lines.append(f"{ind}{fn}_v[vi] = s ? 0 : h;")
-    elif reset == "subtract":
-        lines.append(f"{ind}{fn}_v[vi] = s ? h - {fn}_rb[pi] : h;")
-    else:
-        lines += [f"{ind}{fn}_v[vi] = h;", f"{ind}{fn}_sp[vi] = (uint8_t)s;"]
+    lines += lif_update(fn, a, mem, ind, f"{X}[xi]", "vi", "pi")
     if hout is not None:
         lines.append(f"{ind}{e.buf[hout]}[xi] = ({e.typ[hout]})h;")
     lines.append(f"{ind}{Y}[xi] = (uint8_t)s;")
     lines += closes
     lines += ["}", "// hqc-kernel end"]
     e.funcs.append("\n".join(lines))
+
+
+def lif_multiplies(a: dict[str, Any]) -> bool:
+    """True when the LIF's decay is a multiply-and-shift (τ not a power of two)."""
+    p = _params(a)
+    return not is_first_form(a) and p["m"] not in (0, 1, (1 << p["k"]) - 1)
+
+
+def lif_update(fn: str, a: dict[str, Any], mem: str, ind: str, x: str, vi: str, pi: str) -> list[str]:
+    """One element's LIF step in C: input value `x`, membrane `{fn}_v[vi]` (and `{fn}_sp[vi]`
+    for the lagged reset), parameters `{fn}_sg/_b/_th/_rb[pi]` → h (the membrane before the
+    reset) and s (the spike); locals xv, num, h of type `mem` and int s."""
+    p = _params(a)
+    first = is_first_form(a)
+    k, xs, F, m, r, reset = p["k"], p["xs"], p["F"], p["m"], p["r"], p["reset"]
+    v = f"{fn}_v[{vi}]"
+    if first or (k >= 1 and m == (1 << k) - 1):  # τ = 2^k: shift and subtract, no multiply
+        decay = f"{SHL[mem]}({v}, {k}) - {v} + "
+    elif m == 0:
+        decay = ""
+    elif m == 1:
+        decay = f"{v} + "
+    else:
+        decay = f"({mem}){c_ints(np.array(m))[0]} * {v} + "
+    lines = [
+        f"{ind}xv = ({mem}){x};",
+        # xv·σ for σ ∈ {−1, 0, 1} with masks (no branch, no multiply: vectorisable)
+        f"{ind}xv = ((xv ^ -({mem})({fn}_sg[{pi}] < 0)) + ({mem})({fn}_sg[{pi}] < 0)) & -({mem})({fn}_sg[{pi}] != 0);",
+        f"{ind}xv = {SHL[mem]}(xv, {F if first else F + xs}) + {fn}_b[{pi}];",
+        f"{ind}num = {decay}{f'{SHL[mem]}(xv, {xs})' if first else 'xv'}{' + ' + c_ints(np.array(r))[0] if r else ''};",
+        f"{ind}h = num >> {k};" if first or k else f"{ind}h = num;",
+    ]
+    if reset == "lagged":
+        lines.append(f"{ind}h -= {fn}_sp[{vi}] ? {fn}_rb[{pi}] : 0;")
+    lines.append(f"{ind}s = h >= {fn}_th[{pi}];")
+    if reset == "hard":
+        lines.append(f"{ind}{v} = s ? 0 : h;")
+    elif reset == "subtract":
+        lines.append(f"{ind}{v} = s ? h - {fn}_rb[{pi}] : h;")
+    else:
+        lines += [f"{ind}{v} = h;", f"{ind}{fn}_sp[{vi}] = (uint8_t)s;"]
+    return lines
+
+
+def lif_channel_params(node: Node, g: Graph, channels: int) -> dict[str, np.ndarray] | None:
+    """The LIF's parameters as one value per channel when its input (time first) is
+    (T, B·channels·P) in row-major order, each parameter constant over B and P: the
+    arrays {sign, bias, theta, reset_by?, v_init?} of length `channels`; None otherwise
+    (time not on axis 0, a membrane output, or parameters varying inside a channel)."""
+    a = node.attrs
+    shape = tuple(int(d) for d in g.shape(node.inputs[0]))
+    if int(a["time_axis"]) != 0 or len(node.outputs) != 1:
+        return None
+    step = shape[1:]
+    n = prod(step)
+    if channels <= 0 or n % channels:
+        return None
+    out: dict[str, np.ndarray] = {}
+    for key in ("sign", "bias", "theta", "reset_by", "v_init"):
+        if key not in a:
+            continue
+        full = np.broadcast_to(np.asarray(a[key], np.int64), step).reshape(-1)
+        # the element order is (B, channels, P); the per-channel value must not vary
+        blocks = full.reshape(-1, channels, n // channels if n else 1)
+        per = blocks[0, :, 0]
+        if not np.array_equal(blocks, np.broadcast_to(per[None, :, None], blocks.shape)):
+            return None
+        out[key] = per
+    return out
+
+
+def lif_fused_setup(e: CEmitter, node: Node, fn: str, per: dict[str, np.ndarray], count: int) -> tuple[str, list[str]]:
+    """Constants and membrane (`count` elements in the arena, channel fastest) of a LIF fused
+    into the kernel `fn` (its per-channel parameters `per`): (membrane C type, the lines
+    that initialise the membrane, to run before the first time step)."""
+    a = node.attrs
+    first = is_first_form(a)
+    xs = int(a["x_shift"])
+    mem = I32 if int(a["mem_bits"]) <= 31 else I64
+    ch = len(per["bias"])
+    e.data += c_array(f"{fn}_sg", "int8_t", c_ints(per["sign"]))
+    e.data += c_array(f"{fn}_b", mem, c_ints(per["bias"] << (0 if first else xs)))
+    e.data += c_array(f"{fn}_th", mem, c_ints(per["theta"]))
+    if "reset_by" in per:
+        e.data += c_array(f"{fn}_rb", mem, c_ints(per["reset_by"]))
+    e.scratch(f"{fn}_v", mem, count, f"membrane of {node.name}, [position][channel]")
+    init = []
+    if "v_init" in per:
+        e.data += c_array(f"{fn}_v0", mem, c_ints(per["v_init"]))
+        init.append(f"    {{ int32_t c; for (i = 0, c = 0; i < {count}; i++, c = c + 1 == {ch} ? 0 : c + 1) "
+                    f"{fn}_v[i] = {fn}_v0[c]; }}")
+    else:
+        init.append(f"    for (i = 0; i < {count}; i++) {fn}_v[i] = 0;")
+    if str(a.get("reset", "hard")) == "lagged":
+        e.scratch(f"{fn}_sp", "uint8_t", count, f"previous spikes of {node.name}")
+        init.append(f"    for (i = 0; i < {count}; i++) {fn}_sp[i] = 0;")
+    return mem, init

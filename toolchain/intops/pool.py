@@ -266,7 +266,7 @@ def _c_maxpool(e: CEmitter, node: Node) -> None:
         col = f"{Y}[yi + ox] = h[hr + ox] {cmp} {Y}[yi + ox] ? h[hr + ox] : {Y}[yi + ox];"
         return _plane_passes(ind, xs, ys, k, st, tab, Y, init, row, col)
 
-    body = [f"    static {typ} h[{H * ys[3]}];  // row pass of one plane"]
+    body = [f"    HQC_PTR({typ}) h = {e.scratch(e.next_fn() + '_h', typ, H * ys[3], 'row pass of one plane')};"]
     decl = "int32_t p, oy, ox, iy, ix, kx, xp, xr, hr, yi;"
     if "sign" not in node.attrs:
         body.append(f"    for (p = 0, xp = 0, yi = 0; p < {N * C}; p++, xp += {H * W}) {{")
@@ -301,7 +301,7 @@ def _c_sumpool(e: CEmitter, node: Node) -> None:
         e.data += c_array(f"{tab}_mult", e.typ[y], c_ints(np.asarray(node.attrs["mult"], np.int64)))
         extra = (", mi = 0", f", mi += {ys[3]}")
         post = [f"for (ox = 0; ox < {ys[3]}; ox++) {Y}[yi + ox] *= {tab}_mult[mi + ox];"]
-    body = [f"    static {e.typ[y]} h[{H * ys[3]}];  // row sums of one plane",
+    body = [f"    HQC_PTR({e.typ[y]}) h = {e.scratch(e.next_fn() + '_h', e.typ[y], H * ys[3], 'row sums of one plane')};",
             f"    for (p = 0, xp = 0, yi = 0; p < {N * C}; p++, xp += {H * W}) {{"]
     body += _plane_passes("        ", xs, ys, k, st, tab, Y, "0", row, col, extra, post)
     body.append("    }")

@@ -36,7 +36,7 @@ from onnx import TensorProto
 
 from hqc.errors import ModelError
 from hqc.intops.base import Interval, IntOp, prod, register, weighted_sum_bounds
-from hqc.intops.cgen import SHL, SPIKE, CEmitter, c_array, wide
+from hqc.intops.cgen import KERNEL_PARAMS, SHL, SPIKE, CEmitter, c_array, wide
 from hqc.intops.onnxgen import I64, OnnxBuilder, windows_gather
 from hqc.ir import Graph, Node
 from hqc.quant import pack_codes
@@ -315,9 +315,15 @@ def _c_qconv(e: CEmitter, node: Node) -> None:
     X, Y = e.buf[x], e.buf[y]
     geo = ConvGeometry(N, C, H, W, CO, HO, WO, KH, KW, SY, SX, DY, DX, PT, PL, int(a.get("group", 1)))
     lines = [f"// hqc-kernel begin {a['layer']} {quant} {'spikes' if in_spikes else 'integers'}",
-             f"static void {fn}(void)", "{"]
+             f"static void {fn}({KERNEL_PARAMS})", "{"]
     tgt = Y + "_d" if quant == "fp32" else Y
-    lines += _conv_events(e, fn, quant, bits, acc, wname, X, tgt, geo, in_spikes)
+    lif = _fused_lif(e, node, geo)
+    # every partial sum, single weight and single product lies in the output's proven
+    # range: int16 scratch (accumulator, weight table, input values) when it and the
+    # input's range fit
+    (lo, hi), (xlo, xhi) = e.bounds[y], e.bounds[x]
+    narrow = quant != "fp32" and -(2**15) <= min(lo, xlo) and max(hi, xhi) < 2**15
+    lines += _conv_events(e, fn, quant, bits, acc, wname, X, tgt, geo, in_spikes, lif, narrow)
     if quant == "fp32":
         lines.append(f"    for (n = 0, yn = 0; n < {N}; n++, yn += {CO * HO * WO})")
         lines.append(f"        for (co = 0, yc = yn; co < {CO}; co++, yc += {HO * WO})")
@@ -325,8 +331,64 @@ def _c_qconv(e: CEmitter, node: Node) -> None:
     lines += ["}", "// hqc-kernel end"]
     _finish(e, lines, Y, quant, N * CO * HO * WO)
 
+def conv_lif_pairs(g: Graph) -> dict[str, Node]:
+    """Convolutions whose output only a LIF reads (through reshapes), in the layout the
+    fused kernel needs (time first, parameters per output channel): {QConv name: LIF}."""
+    from hqc.intops.neuron import lif_channel_params, lif_multiplies
+
+    readers: dict[str, list[Node]] = {}
+    for node in g.nodes():
+        for t in node.inputs:
+            readers.setdefault(t, []).append(node)
+    pairs = {}
+    for node in g.nodes():
+        if node.op != "QConv" or node.attrs["quant"] == "fp32" or int(node.attrs["nd"]) not in (1, 2):
+            continue
+        t = node.outputs[0]
+        while t not in g.outputs and len(readers.get(t, [])) == 1 and readers[t][0].op == "Reshape":
+            t = readers[t][0].outputs[0]
+        nxt = readers.get(t, [])
+        if t in g.outputs or len(nxt) != 1 or nxt[0].op != "LIF" or nxt[0].inputs[0] != t:
+            continue
+        lif = nxt[0]
+        ys = tuple(int(d) for d in g.shape(node.outputs[0]))
+        T = int(g.shape(lif.inputs[0])[0])
+        if node.attrs["quant"].startswith("pot") and lif_multiplies(lif.attrs):
+            continue  # a power-of-two kernel stays free of multiplies
+        if ys[0] % T == 0 and lif_channel_params(lif, g, ys[1]) is not None:
+            pairs[node.name] = lif
+    return pairs
+
+
+class FusedLIF:
+    """A LIF applied inside a convolution's kernel at the end of every time step."""
+
+    def __init__(self, node: Node, fn: str, mem: str, init: list[str], Y: str, per_step: int) -> None:
+        self.node, self.fn, self.mem, self.init, self.Y, self.per_step = node, fn, mem, init, Y, per_step
+
+
+def _fused_lif(e: CEmitter, node: Node, geo: ConvGeometry) -> FusedLIF | None:
+    """When e.fused pairs the convolution with a LIF: the convolution's output is never
+    stored (size 0), the LIF's spikes and membrane live from this step on."""
+    from hqc.intops.neuron import lif_channel_params, lif_fused_setup
+
+    lif = e.fused.get(node.name)
+    if lif is None:
+        return None
+    per = lif_channel_params(lif, e.g, geo.CO)
+    if per is None:
+        raise ModelError(f"C kernels: LIF {lif.name!r} cannot be fused into {node.name!r}")
+    e.allocs[e.buf[node.outputs[0]]][1] = 0  # never materialised
+    e.tensor(lif.outputs[0])
+    T = int(e.g.shape(lif.inputs[0])[0])
+    count = (geo.N // T) * geo.CO * geo.HO * geo.WO  # one time step's elements (B·C·P)
+    fn = e.fn_name() + "l"
+    mem, init = lif_fused_setup(e, lif, fn, per, count)
+    return FusedLIF(lif, fn, mem, init, e.buf[lif.outputs[0]], count)
+
+
 def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: str, X: str, tgt: str,
-                 g: ConvGeometry, in_spikes: bool) -> list[str]:
+                 g: ConvGeometry, in_spikes: bool, lif: FusedLIF | None = None, narrow: bool = False) -> list[str]:
     """Event-driven convolution. Per time step and input channel: the weights are
     decoded into a small table [tap][output channel]; every nonzero input (a spike, or
     a nonzero integer with its value) is expanded into the (output position, tap)
@@ -347,26 +409,42 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     pot_int = quant.startswith("pot") and not in_spikes
     e.data += c_array(f"{fn}_rowc", "int32_t", [str(o * g.WO * g.CO) for o in range(g.HO)])
     e.data += c_array(f"{fn}_colc", "int32_t", [str(o * g.CO) for o in range(g.WO)])
-    lines = _decls(quant, in_spikes, acc, "n, co, ci, ky, kx, tp, j, np, iy, ix, p, ty, tx, oy, ox, oyo, oxo, "
-                                               "xn, yn, xc, yc, si, wbi, b, i")
-    lines.append("    int32_t wci, wco, i0, s0, y0, ie;")
+    # power-of-two weights on integer inputs: the table holds ±2^k as on spikes, and each
+    # input value adds it shifted by every set bit of |x| (no multiply, and the shift
+    # count is the same for all channels, so the channel loop vectorises)
+    lines = _decls(quant, in_spikes or pot_int, acc, "n, co, ci, ky, kx, tp, j, np, iy, ix, p, ty, tx, oy, ox, oyo, "
+                                                       "oxo, xn, yn, xc, yc, si, wbi, b, i")
+    if pot_int:
+        lines.append(f"    {acc} t, m;")
+        lines.append("    uint32_t ux;")
+        lines.append("    int32_t bt;")
+    lines.append("    int32_t wci, wco, y0;" if lif is not None else "    int32_t wci, wco, i0, s0, y0, ie;")
+    wtab = "one input channel's weights, [tap][output channel]"
     if g.G > 1:
         lines.append("    int32_t gi, cl, wcg, cog;")
-    lines.append(f"    static int32_t po[{g.H * g.W * kk}], pt[{g.H * g.W * kk}];  // (output position, tap) pairs")
+    pairs = g.H * g.W * kk  # (output position, tap) pairs of one input channel
+    pot = "uint16_t" if plane * g.CO < 2**16 else "int32_t"  # offsets in the accumulator
+    ptt = "uint16_t" if kk * OG < 2**16 else "int32_t"  # offsets in the weight table
+    lines.append(f"    HQC_PTR({pot}) po = {e.scratch(fn + '_po', pot, pairs, 'output positions of the pairs')};")
+    lines.append(f"    HQC_PTR({ptt}) pt = {e.scratch(fn + '_pt', ptt, pairs, 'taps of the pairs')};")
+    sacc = "int16_t" if narrow else acc
     if not in_spikes:
-        lines.append(f"    static {acc} pv[{g.H * g.W * kk}];  // the pair's input value")
-        lines.append(f"    {acc} xv;")
+        xt = acc if quant == "fp32" else sacc
+        lines.append(f"    HQC_PTR({xt}) pv = {e.scratch(fn + '_pv', xt, pairs, 'input values of the pairs')};")
+        lines.append(f"    {xt} xv;")
     if quant == "fp32":
-        lines.append(f"    static double wb[{kk * OG}];  // one input channel's weights, [tap][output channel]")
-    elif pot_int:
-        lines.append(f"    static int32_t wsh[{kk * OG}];  // one input channel's weight shifts, [tap][output channel]")
-        lines.append(f"    static {acc} wng[{kk * OG}];  // and their signs (0 or -1)")
+        lines.append(f"    HQC_PTR(double) wb = {e.scratch(fn + '_wb', 'double', kk * OG, wtab)};")
     else:
-        lines.append(f"    static {acc} wb[{kk * OG}];  // one input channel's weights, [tap][output channel]")
-    atyp = "double" if quant == "fp32" else acc
-    lines.append(f"    static {atyp} acc_s[{plane * g.CO}];  // one time step's outputs, [position][output channel]")
+        lines.append(f"    HQC_PTR({sacc}) wb = {e.scratch(fn + '_wb', sacc, kk * OG, wtab)};")
+    atyp = "double" if quant == "fp32" else sacc
+    lines.append(f"    HQC_PTR({atyp}) acc_s = {e.scratch(fn + '_acc', atyp, plane * g.CO, 'one step, [position][channel]')};")
+    if lif is not None:
+        lines.append("    int32_t vb = 0;")
+        lines += lif.init
     lines.append(f"    for (n = 0, xn = 0, yn = 0; n < {g.N}; n++, xn += {g.C * g.H * g.W}, yn += {g.CO * plane}) {{")
     lines.append(f"        for (i = 0; i < {plane * g.CO}; i++) acc_s[i] = 0;")
+    if lif is not None:  # the membrane of sample n mod B (time steps outermost)
+        lines.append(f"        vb = n % {lif.per_step // (g.CO * plane)} == 0 ? 0 : vb + {g.CO * plane};")
     if g.G == 1:
         lines.append(f"        for (ci = 0, xc = xn, wci = 0; ci < {g.C}; ci++, xc += {g.H * g.W}, wci += {kk * step_w}) {{")
     else:  # group gi: input channels [gi·CG, +CG), output channels [cog, cog + OG)
@@ -377,7 +455,7 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     lines.append(f"                for (ix = 0; ix < {g.W}; ix++, p++) {{")
     lines.append(f"                    if (!{X}[p]) continue;")
     if not in_spikes:
-        lines.append(f"                    xv = ({acc}){X}[p];")
+        lines.append(f"                    xv = ({xt}){X}[p];")
     # an input at (iy, ix) reaches output (oy, ox) through tap (ky, kx) when
     # oy·SY = iy + PT − ky·DY and ox·SX = ix + PL − kx·DX
     lines.append(f"                    for (ky = 0, oyo = {g.PT}, tp = 0; ky < {g.KH}; ky++, oyo -= {g.DY}) {{")
@@ -393,13 +471,10 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     lines.append(f"            for (co = 0, wco = wci; co < {OG}; co++, wco += {g.CG * kk * step_w}) {{")
     lines.append("                " + ("wi = wco;" if quant == "fp32" else "bp = (uint32_t)wco;"))
     lines.append(f"                for (tp = 0, wbi = co; tp < {kk}; tp++, wbi += {OG}) {{")
-    for ln in _decode(quant, bits, in_spikes, acc, wname):
+    for ln in _decode(quant, bits, in_spikes or pot_int, acc, wname):
         if "continue" not in ln:
             lines.append("                    " + ln)
-    if pot_int:
-        lines.append("                    wsh[wbi] = sh; wng[wbi] = neg;")
-    else:
-        lines.append("                    wb[wbi] = " + ("wv" if quant == "fp32" else "q" if quant.startswith("uni") else "v") + ";")
+    lines.append("                    wb[wbi] = " + ("wv" if quant == "fp32" else "q" if quant.startswith("uni") else "v") + ";")
     lines += ["                }", "            }"]
     lines.append("            for (j = 0; j < np; j++) {")
     lines.append("                b = po[j]" + (" + cog" if g.G > 1 else "") + "; wbi = pt[j];"
@@ -409,18 +484,40 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     elif quant == "fp32":
         add = "acc_s[b + co] += wb[wbi + co] * (double)xv;"
     elif pot_int:
-        add = f"t = {SHL[acc]}(xv, wsh[wbi + co]); acc_s[b + co] += (t ^ wng[wbi + co]) - wng[wbi + co];"
+        add = f"t = {SHL[acc]}(wb[wbi + co], bt); acc_s[b + co] += (t ^ m) - m;"
     else:
         add = "acc_s[b + co] += wb[wbi + co] * xv;"
-    lines.append(f"                for (co = 0; co < {OG}; co++) {{ {add} }}")
+    if pot_int:  # x = ±Σ 2^bt over the set bits of |x|; m = −1 negates
+        lines.append(f"                m = xv < 0 ? -1 : 0; ux = (uint32_t)(xv < 0 ? -({acc})xv : ({acc})xv);")
+        lines.append("                for (bt = 0; ux != 0; bt++, ux >>= 1) {")
+        lines.append("                    if (!(ux & 1u)) continue;")
+        lines.append(f"                    for (co = 0; co < {OG}; co++) {{ {add} }}")
+        lines.append("                }")
+    else:
+        lines.append(f"                for (co = 0; co < {OG}; co++) {{ {add} }}")
     lines += ["            }", "        }"]
-    # transpose [position][channel] → [channel][position] in blocks of 16 positions
-    # (the block's reads stay in the L1 cache)
-    lines.append(f"        for (i0 = 0, s0 = 0, y0 = yn; i0 < {plane}; i0 += 16, s0 += {16 * g.CO}, y0 += 16) {{")
-    lines.append(f"            ie = {plane} - i0 < 16 ? {plane} - i0 : 16;")
-    lines.append(f"            for (co = 0, yc = y0; co < {g.CO}; co++, yc += {plane})")
-    lines.append(f"                for (i = 0, si = s0 + co; i < ie; i++, si += {g.CO}) {tgt}[yc + i] = acc_s[si];")
-    lines += ["        }", "    }"]
+    if lif is None:
+        # transpose [position][channel] → [channel][position] in blocks of 16 positions
+        # (the block's reads stay in the L1 cache)
+        lines.append(f"        for (i0 = 0, s0 = 0, y0 = yn; i0 < {plane}; i0 += 16, s0 += {16 * g.CO}, y0 += 16) {{")
+        lines.append(f"            ie = {plane} - i0 < 16 ? {plane} - i0 : 16;")
+        lines.append(f"            for (co = 0, yc = y0; co < {g.CO}; co++, yc += {plane})")
+        lines.append(f"                for (i = 0, si = s0 + co; i < ie; i++, si += {g.CO}) {tgt}[yc + i] = acc_s[si];")
+        lines.append("        }")
+    else:
+        # the LIF's step on the accumulator in its own order (position, then channel: the
+        # membrane and the accumulator contiguous, the channel loop vectorisable), each
+        # spike stored straight into the [channel][position] output
+        from hqc.intops.neuron import lif_update
+
+        lines.append(f"        for (i = 0, si = 0, y0 = yn; i < {plane}; i++, y0++)")
+        lines.append(f"            for (co = 0, yc = y0; co < {g.CO}; co++, si++, yc += {plane}) {{")
+        lines.append(f"                {lif.mem} xv, num, h;")
+        lines.append("                int s;")
+        lines += lif_update(lif.fn, lif.node.attrs, lif.mem, "                ", "acc_s[si]", "vb + si", "co")
+        lines.append(f"                {lif.Y}[yc] = (uint8_t)s;")
+        lines.append("            }")
+    lines.append("    }")
     return lines
 
 def _tap_coord(t: str, o: str, stride: int, size: int, ind: str, skip: str = "") -> list[str]:
@@ -433,7 +530,7 @@ def _tap_coord(t: str, o: str, stride: int, size: int, ind: str, skip: str = "")
 
 def _finish(e: CEmitter, lines: list[str], Y: str, quant: str, size: int) -> None:
     if quant == "fp32":
-        e.buffers.append(f"static double {Y}_d[{size}];  // hqc-fp32 accumulator")
+        e.scratch(f"{Y}_d", "double", size, "hqc-fp32 accumulator")
     e.funcs.append("\n".join(lines))
 
 def _c_qlinear(e: CEmitter, node: Node) -> None:
@@ -444,7 +541,7 @@ def _c_qlinear(e: CEmitter, node: Node) -> None:
     in_spikes = e.typ[x] == SPIKE
     X, Y = e.buf[x], e.buf[y]
     lines = [f"// hqc-kernel begin {a['layer']} {quant} {'spikes' if in_spikes else 'integers'}",
-             f"static void {fn}(void)", "{"]
+             f"static void {fn}({KERNEL_PARAMS})", "{"]
     lines += _decls(quant, in_spikes, acc, "o, k, m, xi, yi, i")
     tgt = Y + "_d" if quant == "fp32" else Y
     lines.append(f"    for (i = 0; i < {M * NO}; i++) {tgt}[i] = 0;")
@@ -474,7 +571,7 @@ def _c_qlinear_left(e: CEmitter, node: Node) -> None:
     in_spikes = e.typ[x] == SPIKE
     X, Y = e.buf[x], e.buf[y]
     lines = [f"// hqc-kernel begin {a['layer']} {quant} {'spikes' if in_spikes else 'integers'}",
-             f"static void {fn}(void)", "{"]
+             f"static void {fn}({KERNEL_PARAMS})", "{"]
     lines += _decls(quant, in_spikes, acc, "o, k, m, n, xk, yo, xi, yi, i")
     tgt = Y + "_d" if quant == "fp32" else Y
     lines.append(f"    for (i = 0; i < {M * NO * NC}; i++) {tgt}[i] = 0;")
