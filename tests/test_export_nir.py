@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import nir
 import numpy as np
@@ -212,3 +213,12 @@ def test_if_sum_pool_and_a_linear_readout(tmp_path):
     ref = _per_sample(intref.run(low, groups)[0], len(x))
     sim = _per_sample(simulate(r.path, groups, doc["input_layout"]), len(x))
     assert np.array_equal(sim, ref.astype(np.float64))  # exact decay (τ 2, IF): the same integers
+
+
+def test_without_the_nir_extra_is_one_error(conv_net, monkeypatch, tmp_path):
+    zm, d, data = conv_net
+    monkeypatch.setitem(sys.modules, "nir", None)  # import nir → ImportError
+    code, out, err = _run("export", str(d), "--format", "nir", "-o", str(tmp_path / "x.nir"))
+    assert code == 2 and "Traceback" not in out + err
+    assert err == "error: hqc export --format nir needs the nir package: pip install 'hqc-snn[nir]'\n"
+    assert not (tmp_path / "x.nir").exists()

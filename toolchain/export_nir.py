@@ -77,6 +77,17 @@ class _T:
     feat: tuple[int, ...]
 
 
+def _require(module: str) -> Any:
+    """Import an optional dependency of the `nir` extra, or a ConfigError saying how to get it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"hqc export --format nir needs the {module} package: "
+                          "pip install 'hqc-snn[nir]'") from None
+
+
 def _attention_nodes(g: Any) -> list[str]:
     """The MatMul and elementwise Mul nodes (both operands activations in the integer
     dialect: Spikformer's q·kᵀ·v, SDT's q ⊙ Σ k ⊙ v), each with the neurons feeding them."""
@@ -133,7 +144,7 @@ def build_nir(g: Any, doc: Mapping[str, Any]) -> tuple[Any, list[NirNode], dict[
 
     Pre: `g` from lowered.onnx. Post: nir.read(nir.write(graph)) gives the same graph;
     ModelError naming the first node NIR cannot express (the attention MatMuls first)."""
-    import nir
+    nir = _require("nir")
 
     att = _attention_nodes(g)
     if att:
@@ -298,7 +309,7 @@ def build_nir(g: Any, doc: Mapping[str, Any]) -> tuple[Any, list[NirNode], dict[
 def export_nir(directory: str | Path, out: str | Path | None = None) -> NirResult:
     """DIR → DIR/model.nir (or `out`, HDF5 via nir.write), written atomically and read back
     with nir.read. Pre: as `hqc.export_qdq.read_lowering`."""
-    import nir
+    nir = _require("nir")
 
     from hqc import intref
     from hqc.export_qdq import read_lowering
@@ -378,10 +389,9 @@ def _modules() -> dict[Any, Any]:
 def simulate(path: str | Path, x: np.ndarray, layout: str) -> np.ndarray:
     """Run a NIR file written by `export_nir` (nir.read → nirtorch) on inputs (G, *model
     input shape) step by step; returns the logits of its readout, (G, B, K) float64."""
-    import nir
-    import nirtorch
     import torch
 
+    nir, nirtorch = _require("nir"), _require("nirtorch")
     graph = nir.read(str(path))
     ro = graph.nodes["output"].metadata.get("hqc", {})
     mod = nirtorch.nir_to_torch(graph, _modules(), dtype=torch.float64)
