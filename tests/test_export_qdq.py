@@ -106,6 +106,7 @@ def test_cli_json_and_errors(lowered, tmp_path):
                           "--data", str(data), "--limit", "6", "--json")
     assert code == 0, err
     doc = json.loads(out)
+    assert list(doc)[:2] == ["schema", "format"] and (doc["schema"], doc["format"]) == ("hqc.export/1", "qdq")
     assert doc["path"] == str(tmp_path / "m.onnx") and doc["bytes"] == (tmp_path / "m.onnx").stat().st_size
     assert doc["agreement"]["samples"] == 6 and doc["agreement"]["prediction_agreement"] >= 0.98
     _one_line_error(*_run("export", str(tmp_path / "nope"), "--format", "qdq"), r"no such folder")

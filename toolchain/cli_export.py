@@ -7,6 +7,8 @@ import json
 
 import click
 
+EXPORT_SCHEMA = "hqc.export/1"  # --json: {schema, format, path, bytes, …, agreement (with --data)}
+
 
 @click.command("export")
 @click.argument("directory", type=click.Path(file_okay=False))
@@ -31,13 +33,13 @@ def export_cmd(directory: str, fmt: str, out: str | None, data: str | None, spli
         from hqc.export_qdq import agreement, export_qdq
 
         r = export_qdq(directory, out)
-        doc = r.to_dict()
+        doc = {"schema": EXPORT_SCHEMA, "format": fmt, **r.to_dict()}
         agree = agreement(directory, r.path, data, split, limit) if data else None
     else:
         from hqc.export_nir import agreement, export_nir
 
         r = export_nir(directory, out)
-        doc = r.to_dict()
+        doc = {"schema": EXPORT_SCHEMA, "format": fmt, **r.to_dict()}
         agree = agreement(directory, r.path, data, split, limit) if data else None
     if agree is not None:
         doc["agreement"] = agree.to_dict()
