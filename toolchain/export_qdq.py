@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 QDQ_ONNX = "model.qdq.onnx"
 QDQ_OPSET = 21  # DequantizeLinear on int4 / int16 weights
-QAT_ONNX = "model.qat.onnx"
 
 _DTYPES = ((7, TensorProto.INT4, "int4", 4), (127, TensorProto.INT8, "int8", 8), (32767, TensorProto.INT16, "int16", 16))
 
@@ -69,8 +68,9 @@ class QdqResult:
 def read_lowering(directory: str | Path) -> tuple[dict[str, Any], Path]:
     """A lowering folder → (lowering.json document, the float model it lowered).
 
-    The model is DIR/model.qat.onnx when present (a `hqc compile` folder), else the path
-    recorded in lowering.json; its fingerprint must match the record (ConfigError)."""
+    The model is the path recorded in lowering.json, or, when that is gone, the file of the
+    same name in DIR (a `hqc compile` folder lowers DIR/model.qat.onnx under a temporary
+    name; the rule of `hqc verify`); its fingerprint must match the record (ConfigError)."""
     from hqc.cli_lower import _read_doc
     from hqc.data import fingerprint
 
@@ -78,7 +78,9 @@ def read_lowering(directory: str | Path) -> tuple[dict[str, Any], Path]:
     if not d.is_dir():
         raise ConfigError(f"{d}: no such folder (expected the output folder of hqc lower or hqc compile)")
     doc = _read_doc(d)
-    src = d / QAT_ONNX if (d / QAT_ONNX).is_file() else Path(doc["model"]["path"])
+    src = Path(doc["model"]["path"])
+    if not src.is_file() and (d / src.name).is_file():
+        src = d / src.name
     if not src.is_file():
         raise ConfigError(f"{src}: the lowered model's source is gone; cannot export {d}")
     if fingerprint(src) != doc["model"]["fingerprint"]:
