@@ -345,6 +345,20 @@ def test_ndigits_lambda_sweep_is_monotone(tmp_path):
     assert all(b <= a for a, b in zip(expected, expected[1:], strict=False)), expected
     assert all(b <= a for a, b in zip(plans, plans[1:], strict=False)), plans
 
+@pytest.mark.slow
+@pytest.mark.parametrize("q", ["uni2", "pot2"])
+def test_ndigits_two_bit_plans_recover_within_three_points(tmp_path, q):
+    """Issue 14's bar: every layer at 2 bits, the default fine-tune (learned scales,
+    distillation, warm-up + cosine), within 3 points of the float model on test."""
+    model, data = _ndigits()
+    fe = run_frontend(model)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("layers:\n" + "".join(f"  {layer.name}: {q}\n" for layer in fe.layers))
+    res = run_search(model, data, out_dir=tmp_path / q, plan=plan)
+    fl, fq = _judged(res)
+    assert fq >= fl - 0.03, (fl, fq)
+
+
 def test_task_loss_is_cross_entropy_plus_distillation():
     from hqc.search import task_loss
 
@@ -403,6 +417,14 @@ def test_learned_scales_reach_the_lowering_bit_exact(tiny, data, tmp_path):
     vr = verify_dir(out, data)
     assert vr.identical and vr.agree == {"onnxruntime": vr.samples, "c": vr.samples}
     assert vr.float_vs_int_predictions == vr.samples and vr.spike_agreement >= 0.999
+    # a plan.yaml whose scales file is missing is one error line, not a silent recompute
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(res.plan_path, alone / "plan.yaml")
+    r = CliRunner().invoke(main, ["lower", str(res.qat_model_path), "--plan", str(alone / "plan.yaml"),
+                                  "-o", str(tmp_path / "int2")])
+    assert r.exit_code == 2 and "not a learned-scales file" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "int2").exists()
 
 
 @pytest.mark.parametrize("plan_q", ["uni2", "fp32"])

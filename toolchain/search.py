@@ -114,14 +114,14 @@ class SearchConfig:
     holdout_fraction: float = 0.2
     scale_refresh: int = 10
     alpha_grad: str = "straight-through"
-    finetune_lr: float = 3e-5
+    finetune_lr: float = 5e-3
     eval_batch_size: int = 64
     label_smoothing: float = 0.1
     distill: float = 0.0
     finetune_min_lr: float = 1e-5
-    finetune_warmup: float = 0.0
+    finetune_warmup: float = 0.1
     scale_lr: float = 1e-3
-    finetune_distill: float = 0.0
+    finetune_distill: float = 0.5
     learn_scales: bool = True
     bn_correct: bool = True
     bn_samples: int = 256
