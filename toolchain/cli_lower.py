@@ -369,6 +369,23 @@ def _read_doc(d: Path) -> dict[str, Any]:
     return doc
 
 
+def lowered_source(doc: dict[str, Any], directory: Path, purpose: str) -> Path:
+    """The float model a lowering folder came from: the path lowering.json records, or,
+    when that is gone, the file of the same name in the folder (a `hqc compile` folder
+    lowers DIR/model.qat.onnx under a temporary name; a moved folder). Its fingerprint
+    must still be the recorded one. ConfigError names `purpose` when it cannot be found."""
+    from hqc.data import fingerprint
+
+    src = Path(doc["model"]["path"])
+    if not src.is_file() and (directory / src.name).is_file():
+        src = directory / src.name
+    if not src.is_file():
+        raise ConfigError(f"{src}: the lowered model's source is gone; cannot {purpose}")
+    if fingerprint(src) != doc["model"]["fingerprint"]:
+        raise ConfigError(f"{src}: changed since it was lowered; lower it again")
+    return src
+
+
 def verify_dir(
     directory: str | Path,
     data: str | Path,
@@ -442,17 +459,9 @@ class _FloatSide:
     integer reference: its predictions and its spikes against the integer model's."""
 
     def __init__(self, doc: dict[str, Any], x: np.ndarray, groups: np.ndarray, directory: Path) -> None:
-        from hqc.data import fingerprint
         from hqc.pipeline import run_frontend
 
-        mpath = Path(doc["model"]["path"])
-        beside = directory / mpath.name  # a compile folder (written under a temporary name) or a moved one
-        if not mpath.is_file() and beside.is_file():
-            mpath = beside
-        if not mpath.is_file():
-            raise ConfigError(f"{mpath}: the lowered model's source is gone; cannot run the fake-quant float model")
-        if fingerprint(mpath) != doc["model"]["fingerprint"]:
-            raise ConfigError(f"{mpath}: changed since it was lowered; lower it again")
+        mpath = lowered_source(doc, directory, "run the fake-quant float model")
         fe = run_frontend(mpath, doc["input_layout"])
         plan = {k: parse_choice(v) for k, v in doc["plan"]["layers"].items()}
         if doc.get("scales"):  # the learned scales the lowering used

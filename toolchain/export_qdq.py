@@ -71,20 +71,13 @@ def read_lowering(directory: str | Path) -> tuple[dict[str, Any], Path]:
     The model is the path recorded in lowering.json, or, when that is gone, the file of the
     same name in DIR (a `hqc compile` folder lowers DIR/model.qat.onnx under a temporary
     name; the rule of `hqc verify`); its fingerprint must match the record (ConfigError)."""
-    from hqc.cli_lower import _read_doc
-    from hqc.data import fingerprint
+    from hqc.cli_lower import _read_doc, lowered_source
 
     d = Path(directory)
     if not d.is_dir():
         raise ConfigError(f"{d}: no such folder (expected the output folder of hqc lower or hqc compile)")
     doc = _read_doc(d)
-    src = Path(doc["model"]["path"])
-    if not src.is_file() and (d / src.name).is_file():
-        src = d / src.name
-    if not src.is_file():
-        raise ConfigError(f"{src}: the lowered model's source is gone; cannot export {d}")
-    if fingerprint(src) != doc["model"]["fingerprint"]:
-        raise ConfigError(f"{src}: changed since it was lowered; lower it again")
+    src = lowered_source(doc, d, f"export {d}")
     return doc, src
 
 
