@@ -143,3 +143,38 @@ def test_verify_errors(setup):
     empty = tmp / "empty"
     empty.mkdir()
     _one_line_error(*_run("verify", str(empty), "--data", str(data)), r"empty: not an hqc lowering folder")
+
+
+def test_config_file_gives_the_options_and_the_command_line_wins(setup):
+    zm, fe, plan, data, tmp = setup
+    flags, conf, over = tmp / "cfg_flags", tmp / "cfg_file", tmp / "cfg_over"
+    code, _, err = _run("lower", str(zm.onnx_path), "--plan", str(plan), "-o", str(flags), "--data", str(data),
+                        "--logit-bits", "12")
+    assert code == 0, err
+    cfg = tmp / "lower.yaml"
+    cfg.write_text(yaml.safe_dump({"plan": str(plan), "data": str(data), "logit-bits": 12, "resolution_bits": 16}))
+    code, _, err = _run("lower", str(zm.onnx_path), "--config", str(cfg), "-o", str(conf))
+    assert code == 0, err
+    assert (conf / "model.int.onnx").read_bytes() == (flags / "model.int.onnx").read_bytes()
+    code, _, err = _run("lower", str(zm.onnx_path), "--config", str(cfg), "-o", str(over), "--logit-bits", "10")
+    assert code == 0, err
+    assert json.loads((over / "lowering.json").read_text())["options"]["logit_bits"] == 10
+    vcfg = tmp / "verify.yaml"
+    vcfg.write_text(yaml.safe_dump({"data": str(data), "limit": 4, "no_float": True}))
+    code, out, err = _run("verify", str(conf), "--config", str(vcfg), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["samples"] == 4 and doc["accuracy_float"] is None and doc["identical"]
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("plann: x\n", r"cfg\.yaml:plann: unknown option of hqc lower \(known: data, input_layout, logit_bits, out, plan, resolution_bits\)"),
+    ("plan: [\n", r"cfg\.yaml: not valid YAML at line 2, column 1"),
+    ("- plan\n", r"cfg\.yaml: expected a mapping of options"),
+])
+def test_bad_config_file_is_one_line(setup, tmp_path, text, pattern):
+    zm = setup[0]
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(text)
+    _one_line_error(*_run("lower", str(zm.onnx_path), "--config", str(cfg), "-o", str(tmp_path / "o")), pattern)
+    assert not (tmp_path / "o").exists()

@@ -27,6 +27,7 @@ import click
 import numpy as np
 
 from hqc.choices import QuantChoice, parse_choice
+from hqc.cli_options import config_file_option
 from hqc.errors import ConfigError, DataError, ModelError, PlanError
 from hqc.ir import Graph
 from hqc.layers import LayerInfo
@@ -517,8 +518,9 @@ def _pct(v: float | None) -> str:
 @click.option("--resolution-bits", default=None, type=int, help="LIF bias resolution: |b − b̂| ≤ θ·2^-(bits+1) (default 16).")
 @click.option("--logit-bits", default=None, type=int, help="Fraction bits of the integer logits (default 16).")
 @click.option("--json", "as_json", is_flag=True, help="Print lowering.json (hqc.lowering/1) instead of the table.")
+@config_file_option
 def lower_cmd(model: str, plan: str, out: str | None, data: str | None, input_layout: str | None,
-              resolution_bits: int | None, logit_bits: int | None, as_json: bool) -> None:
+              resolution_bits: int | None, logit_bits: int | None, as_json: bool, config_path: str | None) -> None:
     """Lower MODEL (ONNX) with a plan to integer/shift-only form: model.int.onnx and C kernels."""
     r = lower_model(model, plan, out, data=data, input_layout=input_layout,
                     resolution_bits=resolution_bits, logit_bits=logit_bits)
@@ -554,8 +556,9 @@ def lower_cmd(model: str, plan: str, out: str | None, data: str | None, input_la
 @click.option("--no-c", is_flag=True, help="Skip compiling and running the C kernels.")
 @click.option("--no-float", is_flag=True, help="Skip the fake-quant float model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON document (hqc.verify/1).")
+@config_file_option
 def verify_cmd(directory: str, data: str, split: str, limit: int | None, no_c: bool, no_float: bool,
-               as_json: bool) -> None:
+               as_json: bool, config_path: str | None) -> None:
     """Check that the numpy reference, onnxruntime and the C kernels of DIRECTORY give identical
     integer logits on the data; report the integer and fake-quant float accuracy.
     Exit status 1 when a backend disagrees."""

@@ -78,3 +78,35 @@ def refuse_compile_only(cfg: CompileConfig, config_path: str | None, command: st
     for name in ("stop_after", "verify_limit", "split"):
         if getattr(cfg, name) != getattr(_D, name):
             raise ConfigError(f"{config_path}:{name}: an option of hqc compile only, not of hqc {command}")
+
+
+def _load_option_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--config FILE` of a command without a CompileConfig: the file's keys are the
+    command's option names (`resolution_bits` or `resolution-bits`); they become the
+    defaults, so the command line still wins. Unknown keys are one ConfigError."""
+    if value is None:
+        return None
+    from hqc.yamlio import read_yaml
+
+    data = read_yaml(value, ConfigError, "config") or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{value}: expected a mapping of options")
+    known = {p.name: p for p in ctx.command.params
+             if isinstance(p, click.Option) and p.name not in ("config_path", "as_json")}
+    given: dict[str, Any] = {}
+    for key, v in data.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"{value}:{key}: unknown option of hqc {ctx.info_name} "
+                              f"(known: {', '.join(sorted(known))})")
+        given[name] = v
+    ctx.default_map = {**(ctx.default_map or {}), **given}
+    return value
+
+
+def config_file_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--config FILE` for commands whose options have no config schema of their own
+    (lower, verify, cost): a YAML mapping of option names to values."""
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                        is_eager=True, callback=_load_option_file,
+                        help="YAML mapping of this command's options (the command line wins).")(f)
