@@ -19,7 +19,8 @@ input:  spikes   — the data input comes (through reshapes, slicing, max-pool) 
                    outputs only;
         integers — sums of spikes (residual Add of spikes/integers, spike×spike MatMul);
         real     — anything else (the model input, BN outputs, means, scaled values).
-Never mutates the graph.
+Never mutates the graph. Registered as the analysis "annotate-layers": callers in the
+pipeline read it through `hqc.passes.analysis(graph, "annotate-layers")` (cached).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from hqc.errors import ModelError
 from hqc.ir import Graph, Node, module_path
 from hqc.layers import LayerInfo
 from hqc.layout import detect_layout
+from hqc.passes.base import register_analysis
 
 PASSTHROUGH = frozenset(
     {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Gather", "Split", "Identity", "MaxPool", "Expand", "Tile"}
@@ -128,6 +130,7 @@ def _feeds_matmul(graph: Graph, node: Node, targets: set[str], hops: int = 12) -
     return False
 
 
+@register_analysis("annotate-layers")
 def annotate_layers(graph: Graph) -> list[LayerInfo]:
     """The weight layers of the graph in topological order of their first node."""
     order = graph.topo_order()

@@ -43,8 +43,8 @@ from hqc.choices import DEFAULT_CHOICES, QuantChoice, parse_choice
 from hqc.errors import PlanError
 from hqc.ir import Graph
 from hqc.layers import LayerInfo
-from hqc.passes.annotate_layers import annotate_layers
-from hqc.passes.base import Context, Pass, PassResult, register
+from hqc.passes import annotate_layers as _annotate  # noqa: F401  (registers the analysis)
+from hqc.passes.base import Context, Pass, PassResult, analysis, register
 from hqc.yamlio import read_yaml
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class InsertQuantChoices(Pass):
 
     def run(self, graph: Graph, ctx: Context) -> PassResult:
         space = as_search_space(ctx.options.get("search_space"))
-        layers = annotate_layers(graph)
+        layers = analysis(graph, "annotate-layers")
         cands = resolve_candidates(space, layers)
         changed = 0
         for layer in layers:

@@ -374,7 +374,7 @@ class _Probe:
         return [np.asarray(env[t], np.float64) for t in read]
 
 
-def _fit(graph: Graph, comp: Component) -> LIFParams:
+def _fit(graph: Graph, comp: Component, ctx: Context) -> LIFParams:
     where = _names(graph, comp.nodes)
     T = len(comp.inputs)
     ths, cmps = [], []
@@ -460,7 +460,7 @@ def _fit(graph: Graph, comp: Component) -> LIFParams:
         reset_by=reset_by,
         v_init=_snap(v_init, scale),
     )
-    _validate(graph, comp, probe, params, where)
+    _validate(graph, comp, probe, params, where, ctx.rng)
     return params
 
 
@@ -493,10 +493,10 @@ def _snap_tau(tau: float, decay_input: bool, beta_in: float, alpha: float) -> fl
     return min(cands, key=lambda c: len(repr(c)))
 
 
-def _validate(graph: Graph, comp: Component, probe: _Probe, p: LIFParams, where: str) -> None:
+def _validate(graph: Graph, comp: Component, probe: _Probe, p: LIFParams, where: str,
+              rng: np.random.Generator) -> None:
     """Simulate the fitted LIF against the component on random currents: its spikes (the
     compares of every step) and its membrane outputs (h_t) must agree."""
-    rng = np.random.default_rng(0)
     T = len(comp.inputs)
     scale = max(1.0, abs(p.v_threshold))
     shape = (T,) + probe.probe_shape
@@ -668,7 +668,7 @@ class RecognizeNeurons(Pass):
         for nodes in _components(graph):
             neurons = _neurons(graph, nodes)
             # fit and name them all before any lift: siblings may share a prefix of nodes
-            fitted = [(comp, _fit(graph, comp), _module_of(graph, comp)) for comp in neurons]
+            fitted = [(comp, _fit(graph, comp, ctx), _module_of(graph, comp)) for comp in neurons]
             for comp, params, module in fitted:
                 name = module or f"lif_{len(lifted)}"
                 name = name if name not in graph.g else graph.fresh(name)

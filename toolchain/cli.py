@@ -163,10 +163,9 @@ def inspect_cmd(model: str, input_layout: str | None, as_json: bool) -> None:
 
 
 def _register_optional() -> None:
-    try:
-        from hqc.cli_targets import cost, targets
-    except ImportError:  # pragma: no cover - during development only
-        return
+    # no try/except ImportError: a broken install fails loudly instead of losing commands
+    from hqc.cli_targets import cost, targets
+
     main.add_command(targets)
     main.add_command(cost)
     from hqc.cli_search import search
