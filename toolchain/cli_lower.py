@@ -395,6 +395,8 @@ def verify_dir(
     backends: Sequence[str] = ("onnxruntime", "c"),
     float_model: bool = True,
     chunk: int = 32,
+    dataset: Any = None,
+    frontend: Any = None,
 ) -> VerifyResult:
     """A lowering folder + data → agreement of the numpy reference with onnxruntime and the
     compiled C kernels, the integer accuracy and (float_model) the fake-quant float model's
@@ -402,7 +404,8 @@ def verify_dir(
 
     Pre: DIR written by `lower_model`; the data split exists and holds integer-valued inputs
     within the lowered input range. Post: nothing in DIR changes (C is built in a temporary
-    copy).
+    copy). `dataset` (`data` loaded) and `frontend` (the lowered float model, imported)
+    reuse what `hqc compile` already has in memory.
     """
     from hqc import ckernels, int_onnx, intref
     from hqc.data import load_data
@@ -413,7 +416,7 @@ def verify_dir(
     from hqc.intops import check_lowered
 
     check_lowered(g)
-    ds = load_data(data)
+    ds = dataset if dataset is not None else load_data(data)
     sp = ds.split(split)
     x, y = sp.x, sp.y
     if limit is not None:
@@ -428,7 +431,7 @@ def verify_dir(
     groups = to_groups(x, doc["input_layout"], shape)
     n = len(y)
     res = VerifyResult(samples=n, split=split, input_range=(lo, hi))
-    fl = _FloatSide(doc, x, groups, d) if float_model else None
+    fl = _FloatSide(doc, x, groups, d, frontend) if float_model else None
     ref_chunks = []
     for i in range(0, len(groups), chunk):  # one reference run gives the logits and the spikes
         outs = intref.run(g, groups[i: i + chunk], names=[g.outputs[0]] + (fl.lowered if fl else []))
@@ -459,11 +462,15 @@ class _FloatSide:
     """The fake-quant float model of a lowering folder, run chunk by chunk beside the
     integer reference: its predictions and its spikes against the integer model's."""
 
-    def __init__(self, doc: dict[str, Any], x: np.ndarray, groups: np.ndarray, directory: Path) -> None:
+    def __init__(self, doc: dict[str, Any], x: np.ndarray, groups: np.ndarray, directory: Path,
+                 frontend: Any = None) -> None:
         from hqc.pipeline import run_frontend
 
-        mpath = lowered_source(doc, directory, "run the fake-quant float model")
-        fe = run_frontend(mpath, doc["input_layout"])
+        if frontend is not None:
+            fe = frontend
+        else:
+            mpath = lowered_source(doc, directory, "run the fake-quant float model")
+            fe = run_frontend(mpath, doc["input_layout"])
         plan = {k: parse_choice(v) for k, v in doc["plan"]["layers"].items()}
         if doc.get("scales"):  # the learned scales the lowering used
             from hqc.lowering.weights import LEARNED_SCALES_META

@@ -589,6 +589,8 @@ def run_search(
     resume: bool = False,
     progress: Progress | None = None,
     stop_after_epoch: int | None = None,
+    frontend: Any = None,
+    dataset: Dataset | None = None,
 ) -> SearchResult:
     """Search a quantization plan for `model` on `data` (see the module docstring).
 
@@ -596,6 +598,8 @@ def run_search(
     build/<model stem>) receives plan.yaml, model.qat.onnx and search.ckpt. `progress`
     is called on rank 0 with ("phase" | "step" | "epoch", info). `stop_after_epoch` (tests)
     raises SearchStopped after that many epochs (search + fine-tune) are checkpointed.
+    `frontend` (a `hqc.pipeline.Frontend` of `model`) and `dataset` (`data` loaded) reuse
+    what `hqc compile` already imported and loaded; the frontend's graph is not changed.
     User errors raise HqcError subclasses (ConfigError, DataError, PlanError, ...).
     """
     t_start = time.perf_counter()
@@ -603,8 +607,8 @@ def run_search(
     cfg.validate()
     tgt = load_target(target)
     out = Path(out_dir) if out_dir is not None else Path("build") / Path(model).stem
-    fe = run_frontend(model, input_layout)
-    graph, layers = fe.graph, fe.layers
+    fe = frontend if frontend is not None else run_frontend(model, input_layout)
+    graph, layers = (fe.graph.copy() if frontend is not None else fe.graph), fe.layers
     graph, _ = run_passes(graph, ["insert-quant-choices"], Context(options={"search_space": search_space}))
     candidates = candidates_of(graph, layers)
     user_plan = read_plan(plan, layers) if plan is not None else None
@@ -614,7 +618,7 @@ def run_search(
     per_sample.pop(tm.layout.index("B"))
     out_shape = graph.shape(graph.outputs[0]) or ()
     num_classes = int(out_shape[-1]) if out_shape and isinstance(out_shape[-1], int) else None
-    ds: Dataset = load_data(data, tuple(per_sample), num_classes)
+    ds: Dataset = dataset if dataset is not None else load_data(data, tuple(per_sample), num_classes)
     full_train = ds.train
     held: Split | None = None
     train = full_train
