@@ -172,6 +172,7 @@ def _source(e: CEmitter, inp: str, out: str, in_size: int, out_size: int, lo: in
         "",
         "#define HQC_SHL32(x, n) ((int32_t)((uint32_t)(int32_t)(x) << (n)))",
         "#define HQC_SHL64(x, n) ((int64_t)((uint64_t)(int64_t)(x) << (n)))",
+        "#define HQC_SHL16(x, n) ((int16_t)(uint16_t)((uint32_t)(uint16_t)(int16_t)(x) << (n)))",
         "#define HQC_PTR(T) T *restrict  /* a pointer into the arena */",
         "#define HQC_AT(T, off) ((T *)(hqc_arena + (off)))",
         "/* the LIF halves by arithmetic right shift of exact multiples */",

@@ -378,7 +378,8 @@ def _c_lif(e: CEmitter, node: Node) -> None:
         full_p[i], full_v[i] = pstr[j], vstr[j]
         j += 1
     ptype = "int32_t" if mem == I32 else "int64_t"
-    e.data += c_array(f"{fn}_sg", "int8_t", c_ints(a["sign"]))
+    if (np.asarray(a["sign"]) != 1).any():  # (read by lif_update only then)
+        e.data += c_array(f"{fn}_sg", "int8_t", c_ints(a["sign"]))
     e.data += c_array(f"{fn}_b", ptype, c_ints(np.asarray(a["bias"], np.int64) << (0 if first else xs)))
     e.data += c_array(f"{fn}_th", ptype, c_ints(a["theta"]))
     if reset != "hard":
@@ -441,10 +442,16 @@ def lif_update(fn: str, a: dict[str, Any], mem: str, ind: str, x: str, vi: str, 
         decay = f"{v} + "
     else:
         decay = f"({mem}){c_ints(np.array(m))[0]} * {v} + "
-    lines = [
-        f"{ind}xv = ({mem}){x};",
-        # xv·σ for σ ∈ {−1, 0, 1} with masks (no branch, no multiply: vectorisable)
-        f"{ind}xv = ((xv ^ -({mem})({fn}_sg[{pi}] < 0)) + ({mem})({fn}_sg[{pi}] < 0)) & -({mem})({fn}_sg[{pi}] != 0);",
+    sg = np.asarray(a["sign"])
+    lines = [f"{ind}xv = ({mem}){x};"]
+    # xv·σ for σ ∈ {−1, 0, 1} with masks (no branch, no multiply: vectorisable); nothing
+    # when every σ is 1, no zero mask when none is 0
+    if (sg == 0).any():
+        lines.append(f"{ind}xv = ((xv ^ -({mem})({fn}_sg[{pi}] < 0)) + ({mem})({fn}_sg[{pi}] < 0)) "
+                     f"& -({mem})({fn}_sg[{pi}] != 0);")
+    elif (sg < 0).any():
+        lines.append(f"{ind}xv = (xv ^ -({mem})({fn}_sg[{pi}] < 0)) + ({mem})({fn}_sg[{pi}] < 0);")
+    lines += [
         f"{ind}xv = {SHL[mem]}(xv, {F if first else F + xs}) + {fn}_b[{pi}];",
         f"{ind}num = {decay}{f'{SHL[mem]}(xv, {xs})' if first else 'xv'}{' + ' + c_ints(np.array(r))[0] if r else ''};",
         f"{ind}h = num >> {k};" if first or k else f"{ind}h = num;",
@@ -497,7 +504,8 @@ def lif_fused_setup(e: CEmitter, node: Node, fn: str, per: dict[str, np.ndarray]
     xs = int(a["x_shift"])
     mem = I32 if int(a["mem_bits"]) <= 31 else I64
     ch = len(per["bias"])
-    e.data += c_array(f"{fn}_sg", "int8_t", c_ints(per["sign"]))
+    if (per["sign"] != 1).any():
+        e.data += c_array(f"{fn}_sg", "int8_t", c_ints(per["sign"]))
     e.data += c_array(f"{fn}_b", mem, c_ints(per["bias"] << (0 if first else xs)))
     e.data += c_array(f"{fn}_th", mem, c_ints(per["theta"]))
     if "reset_by" in per:

@@ -215,7 +215,10 @@ class ConvGeometry:
 
 
 # ---------------------------------------------------------------- weight layers
-def _c_weights(e: CEmitter, node: Node, fn: str) -> tuple[str, str]:
+def _c_weights(e: CEmitter, node: Node, fn: str, conv: bool = False) -> tuple[str, str]:
+    """Emit the layer's weights. Codes are packed in PyTorch order, except for a QConv
+    (`conv`): [group][input channel][tap][output channel of the group], so that one input
+    channel's table is one contiguous run of the bit stream (same byte count)."""
     a = node.attrs
     quant = str(a["quant"])
     if quant == "fp32":
@@ -228,7 +231,12 @@ def _c_weights(e: CEmitter, node: Node, fn: str) -> tuple[str, str]:
         nbytes = 4 * wf.size
     else:
         bits = int(a["bits"])
-        packed = pack_bits(np.asarray(a["codes"]).reshape(-1), bits)
+        codes = np.asarray(a["codes"])
+        if conv:
+            grp = int(a.get("group", 1))
+            o, cg = codes.shape[:2]
+            codes = codes.reshape(grp, o // grp, cg, -1).transpose(0, 2, 3, 1)
+        packed = pack_bits(codes.reshape(-1), bits)
         e.data.append(f"// {a['layer']}: {quant}, {np.asarray(a['codes']).size} codes packed in {len(packed)} bytes")
         e.data += c_array(f"{fn}_w", "uint8_t", [f"0x{v:02x}" for v in packed])
         nbytes = len(packed)
@@ -286,7 +294,7 @@ def _weight_layer(e: CEmitter, node: Node) -> tuple[Graph, dict[str, Any], str, 
     x, y = node.inputs[0], node.outputs[0]
     e.tensor(y)
     fn = e.fn(node)
-    quant, wname = _c_weights(e, node, fn)
+    quant, wname = _c_weights(e, node, fn, conv=node.op == "QConv")
     return e.g, a, x, y, fn, quant, wname, np.asarray(a["w"])
 
 def _c_qconv(e: CEmitter, node: Node) -> None:
@@ -407,18 +415,26 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     step_w = 1 if quant == "fp32" else bits  # per weight: one float, or `bits` bits
     plane = g.HO * g.WO
     pot_int = quant.startswith("pot") and not in_spikes
+    # weight offset of one input channel's table: fp32 in PyTorch order (floats), packed
+    # codes in [group][input channel][tap][output channel] order (bits), see _c_weights
+    ci_w = kk if quant == "fp32" else kk * OG * bits
     e.data += c_array(f"{fn}_rowc", "int32_t", [str(o * g.WO * g.CO) for o in range(g.HO)])
     e.data += c_array(f"{fn}_colc", "int32_t", [str(o * g.CO) for o in range(g.WO)])
     # power-of-two weights on integer inputs: the table holds ±2^k as on spikes, and each
     # input value adds it shifted by every set bit of |x| (no multiply, and the shift
     # count is the same for all channels, so the channel loop vectorises)
-    lines = _decls(quant, in_spikes or pot_int, acc, "n, co, ci, ky, kx, tp, j, np, iy, ix, p, ty, tx, oy, ox, oyo, "
-                                                       "oxo, xn, yn, xc, yc, si, wbi, b, i")
+    lines = [f"    int32_t n, co, ci, ky, kx, tp, j, np, iy, ix, p, ty, tx, oy, ox, oyo, oxo, xn, yn, xc, yc, si, wbi, b, i, "
+             f"wci, y0{', i0, s0, ie' if lif is None else ''};"]
+    if quant == "fp32":
+        lines += ["    int32_t wi = 0, wco;", "    double wv;"]
+    elif bytewise_table(bits, kk * OG):
+        lines.append("    int32_t by;\n    uint32_t byte;")
+    else:
+        lines.append("    uint32_t bp, code;")
+    if quant.startswith("pot"):
+        lines.append(f"    int32_t sh;\n    {acc} v;")
     if pot_int:
-        lines.append(f"    {acc} t, m;")
-        lines.append("    uint32_t ux;")
-        lines.append("    int32_t bt;")
-    lines.append("    int32_t wci, wco, y0;" if lif is not None else "    int32_t wci, wco, i0, s0, y0, ie;")
+        lines.append("    uint32_t ux;\n    int32_t bt;")
     wtab = "one input channel's weights, [tap][output channel]"
     if g.G > 1:
         lines.append("    int32_t gi, cl, wcg, cog;")
@@ -446,11 +462,11 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     if lif is not None:  # the membrane of sample n mod B (time steps outermost)
         lines.append(f"        vb = n % {lif.per_step // (g.CO * plane)} == 0 ? 0 : vb + {g.CO * plane};")
     if g.G == 1:
-        lines.append(f"        for (ci = 0, xc = xn, wci = 0; ci < {g.C}; ci++, xc += {g.H * g.W}, wci += {kk * step_w}) {{")
+        lines.append(f"        for (ci = 0, xc = xn, wci = 0; ci < {g.C}; ci++, xc += {g.H * g.W}, wci += {ci_w}) {{")
     else:  # group gi: input channels [gi·CG, +CG), output channels [cog, cog + OG)
         lines.append(f"        for (gi = 0, xc = xn, wcg = 0, cog = 0; gi < {g.G}; gi++, "
                      f"wcg += {OG * g.CG * kk * step_w}, cog += {OG})")
-        lines.append(f"        for (cl = 0, wci = wcg; cl < {g.CG}; cl++, xc += {g.H * g.W}, wci += {kk * step_w}) {{")
+        lines.append(f"        for (cl = 0, wci = wcg; cl < {g.CG}; cl++, xc += {g.H * g.W}, wci += {ci_w}) {{")
     lines.append(f"            for (iy = 0, p = xc, np = 0; iy < {g.H}; iy++) {{")
     lines.append(f"                for (ix = 0; ix < {g.W}; ix++, p++) {{")
     lines.append(f"                    if (!{X}[p]) continue;")
@@ -468,14 +484,17 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
                  + (" pv[np] = xv;" if not in_spikes else "") + " np++;")
     lines += ["                        }", "                    }", "                }", "            }"]
     lines.append("            if (np == 0) continue;")
-    lines.append(f"            for (co = 0, wco = wci; co < {OG}; co++, wco += {g.CG * kk * step_w}) {{")
-    lines.append("                " + ("wi = wco;" if quant == "fp32" else "bp = (uint32_t)wco;"))
-    lines.append(f"                for (tp = 0, wbi = co; tp < {kk}; tp++, wbi += {OG}) {{")
-    for ln in _decode(quant, bits, in_spikes or pot_int, acc, wname):
-        if "continue" not in ln:
-            lines.append("                    " + ln)
-    lines.append("                    wb[wbi] = " + ("wv" if quant == "fp32" else "q" if quant.startswith("uni") else "v") + ";")
-    lines += ["                }", "            }"]
+    if quant == "fp32":  # PyTorch order: output channel, then tap
+        lines.append(f"            for (co = 0, wco = wci; co < {OG}; co++, wco += {g.CG * kk}) {{")
+        lines.append("                wi = wco;")
+        lines.append(f"                for (tp = 0, wbi = co; tp < {kk}; tp++, wbi += {OG}) {{")
+        for ln in _decode(quant, bits, in_spikes or pot_int, acc, wname):
+            if "continue" not in ln:
+                lines.append("                    " + ln)
+        lines.append("                    wb[wbi] = wv;")
+        lines += ["                }", "            }"]
+    else:
+        lines += _table_decode(quant, bits, acc, wname, kk * OG)
     lines.append("            for (j = 0; j < np; j++) {")
     lines.append("                b = po[j]" + (" + cog" if g.G > 1 else "") + "; wbi = pt[j];"
                  + (" xv = pv[j];" if not in_spikes else ""))
@@ -483,15 +502,15 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         add = "acc_s[b + co] += wb[wbi + co];"
     elif quant == "fp32":
         add = "acc_s[b + co] += wb[wbi + co] * (double)xv;"
-    elif pot_int:
-        add = f"t = {SHL[acc]}(wb[wbi + co], bt); acc_s[b + co] += (t ^ m) - m;"
     else:
         add = "acc_s[b + co] += wb[wbi + co] * xv;"
-    if pot_int:  # x = ±Σ 2^bt over the set bits of |x|; m = −1 negates
-        lines.append(f"                m = xv < 0 ? -1 : 0; ux = (uint32_t)(xv < 0 ? -({acc})xv : ({acc})xv);")
+    if pot_int:  # x = ±Σ 2^bt over the set bits of |x|: add (or subtract) the table shifted
+        shl = "HQC_SHL16" if sacc == "int16_t" else SHL[acc]
+        lines.append(f"                ux = (uint32_t)(xv < 0 ? -({acc})xv : ({acc})xv);")
         lines.append("                for (bt = 0; ux != 0; bt++, ux >>= 1) {")
         lines.append("                    if (!(ux & 1u)) continue;")
-        lines.append(f"                    for (co = 0; co < {OG}; co++) {{ {add} }}")
+        lines.append(f"                    if (xv < 0) for (co = 0; co < {OG}; co++) acc_s[b + co] -= {shl}(wb[wbi + co], bt);")
+        lines.append(f"                    else for (co = 0; co < {OG}; co++) acc_s[b + co] += {shl}(wb[wbi + co], bt);")
         lines.append("                }")
     else:
         lines.append(f"                for (co = 0; co < {OG}; co++) {{ {add} }}")
@@ -519,6 +538,43 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         lines.append("            }")
     lines.append("    }")
     return lines
+
+def bytewise_table(bits: int, n: int) -> bool:
+    """True when a table of n codes decodes byte by byte (codes tile bytes, runs aligned)."""
+    return bits in (2, 4, 8) and (n * bits) % 8 == 0
+
+
+def _table_decode(quant: str, bits: int, acc: str, w: str, n: int) -> list[str]:
+    """Lines decoding one input channel's n codes (a contiguous run from bit wci) into
+    wb[0..n): byte by byte when codes tile bytes (2/4/8 bits, the run byte-aligned), else
+    code by code (bit position bp)."""
+    mask = (1 << bits) - 1
+    kmax = (1 << (bits - 1)) - 1
+
+    def value(code: str) -> list[str]:
+        if quant.startswith("uni"):
+            return [f"{code} - (int32_t)(({code} >> {bits - 1}) << {bits})"]
+        return [f"sh = {kmax} - (int32_t)({code} & {kmax}u);", f"v = ({acc})1 << sh;",
+                f"(({code} >> {bits - 1}) ? -v : v)"]
+
+    ind = "                "
+    if bytewise_table(bits, n):
+        per = 8 // bits
+        lines = [f"            for (j = 0, by = wci >> 3; j < {n}; j += {per}, by++) {{",
+                 f"{ind}byte = (uint32_t){w}[by];"]
+        for k in range(per):
+            code = f"(int32_t)((byte >> {k * bits}) & {mask}u)" if k < per - 1 or k == 0 else f"(int32_t)(byte >> {k * bits})"
+            *pre, val = value(code)
+            lines += [ind + ln for ln in pre] + [f"{ind}wb[j + {k}] = {val};" if k else f"{ind}wb[j] = {val};"]
+        return lines + ["            }"]
+    lines = ["            for (j = 0, bp = (uint32_t)wci; j < " + str(n) + "; j++) {"]
+    for ln in _decode(quant, bits, True, acc, w):
+        if "continue" not in ln and not ln.startswith(("q =", "sh =", "v =", "if (code")):
+            lines.append(ind + ln)
+    *pre, val = value("(int32_t)code")
+    lines += [ind + ln for ln in pre] + [f"{ind}wb[j] = {val};", "            }"]
+    return lines
+
 
 def _tap_coord(t: str, o: str, stride: int, size: int, ind: str, skip: str = "") -> list[str]:
     """Lines mapping an input offset `t` to output coordinate `o`, or (`skip`, then)
