@@ -78,10 +78,12 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
 @shared_options
 @click.option("--split", default=CompileConfig.split, show_default=True, help="Split the accuracies are measured on.")
 @click.option("--verify-limit", type=int, default=None, help="Verify on the first N samples of the split only.")
-@click.option("--stop-after", type=click.Choice(STAGES), default=None, help="End after this stage.")
+@click.option("--stop-after", type=click.Choice(STAGES), default=None, help="End after this step.")
+@click.option("--start-from", type=click.Choice(STAGES), default=None,
+              help="Resume at this step from what an earlier run left in the -o folder.")
 @click.pass_context
 def compile_cmd(ctx: click.Context, model: str | None, config_path: str | None, as_json: bool,
-                no_progress: bool, **opts: Any) -> None:
+                no_progress: bool, start_from: str | None, **opts: Any) -> None:
     """Search, lower and report MODEL (ONNX) for a target, into one output folder."""
     cfg = build_config(ctx, model, config_path, opts, _FIELDS)
     from hqc.compile import run_compile
@@ -89,7 +91,7 @@ def compile_cmd(ctx: click.Context, model: str | None, config_path: str | None, 
 
     progress = _Progress(enabled=not no_progress and sys.stderr is not None)
     try:
-        result = run_compile(cfg, progress)
+        result = run_compile(cfg, progress, start_from=start_from)
     finally:
         progress.close()
     doc = compile_document(result)
