@@ -654,8 +654,12 @@ def run_search(
     test = ds.splits.get("test")
     float_test = evaluate(net, test, cfg.eval_batch_size, cfg.device, dist) if test is not None else None
     log.info("float accuracy (%s split): %.4f", eval_name, float_acc)
+    t_teacher = time.perf_counter()
     full_teacher = (predict(net, full_train, cfg.eval_batch_size, cfg.device)
                     if cfg.distill > 0 or cfg.finetune_distill > 0 else None)
+    if full_teacher is not None:
+        log.info("teacher logits of the float model: %d training samples (%.1fs)", len(full_train),
+                 time.perf_counter() - t_teacher)
     if full_teacher is not None and cfg.distill > 0:
         run.teacher = full_teacher[keep] if held is not None else full_teacher
 
