@@ -22,6 +22,12 @@ onnxruntime's (the quantized model may differ from the float one on a few sample
 Weight bytes: the weight layers in fp32 (4 B per weight, what the float ONNX stores for
 them) and packed by the plan (`lowering.json` totals); plus the ONNX file's total
 initializer bytes (biases, BatchNorm and every other constant included).
+
+Memory: `lowering.json`'s `memory` section per plan (arena and peak-live bytes, constant
+and flash bytes, static RAM of the test binary by `size`). Instructions (`--callgrind N`,
+default 2): valgrind's callgrind counts the instructions of the timing driver run on N
+inputs, minus the same driver with the inference left out, divided by N — per inference,
+independent of the machine's load.
 """
 
 from __future__ import annotations
@@ -116,6 +122,29 @@ def build_c(kernels: Path, work: Path, cflags: Sequence[str] = CFLAGS) -> Path:
     return exe
 
 
+def instructions(exe: Path, groups: np.ndarray, work: Path, n: int) -> float | None:
+    """Instructions per inference (callgrind), or None without valgrind."""
+    import shutil
+
+    if n <= 0 or shutil.which("valgrind") is None:
+        return None
+    inp = work / "cg_input.bin"
+    groups[:n].astype("<i2").tofile(inp)
+
+    def count(samples: int, reps: int) -> int:
+        out = work / "cg.out"
+        res = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(exe), str(inp),
+                              str(samples), str(reps), str(work / "cg_t.txt"), str(work / "cg_l.txt")],
+                             capture_output=True, text=True, timeout=3600)
+        tot = [ln for ln in res.stderr.splitlines() if "Collected" in ln]
+        if res.returncode != 0 or not tot:
+            raise RuntimeError(f"callgrind failed: {res.stderr[-300:]}")
+        return int(tot[-1].split()[-1])
+
+    # the driver runs warm-up + reps·samples + samples (logits) inferences: 2 reps minus 1 rep
+    return (count(n, 2) - count(n, 1)) / n
+
+
 def run_c(exe: Path, groups: np.ndarray, reps: int, work: Path) -> tuple[list[float], np.ndarray]:
     """Run the timing driver on model inputs (G, *input shape); (per-inference seconds, logits)."""
     inp = work / "input.bin"
@@ -178,7 +207,7 @@ def _plan_source(plan: str, dataset: str | None, model: Path, layers: list[Any],
 
 
 def bench_model(name: str, model: Path, x: np.ndarray, plans: list[str], dataset: str | None,
-                reps: int, quality: Path, cflags: Sequence[str] = CFLAGS) -> dict[str, Any]:
+                reps: int, quality: Path, cflags: Sequence[str] = CFLAGS, callgrind: int = 2) -> dict[str, Any]:
     """Every plan of one model: C latency and bytes; onnxruntime fp32 latency once."""
     from hqc.cli_lower import lower_model, to_groups
     from hqc.errors import HqcError
@@ -233,6 +262,7 @@ def bench_model(name: str, model: Path, x: np.ndarray, plans: list[str], dataset
             for plan, _low, _s, exe, work, _sec in built:
                 ts, c_logits[plan] = run_c(exe, groups, 1, work)
                 t_c[plan] += ts
+        ir = {plan: instructions(exe, groups, work, callgrind) for plan, _low, _s, exe, work, _sec in built}
     ort_ms = 1e3 * statistics.median(t_ort)
     res["onnxruntime_fp32"] = {"ms_median": ort_ms, "ms_min": 1e3 * min(t_ort),
                                "ms_p90": 1e3 * float(np.percentile(t_ort, 90)),
@@ -249,6 +279,8 @@ def bench_model(name: str, model: Path, x: np.ndarray, plans: list[str], dataset
             "object_sections": {k: sections[k] for k in (".text", ".rodata", ".data", ".bss") if k in sections},
             "same_prediction_as_onnxruntime": int((c_logits[plan].argmax(1) == ort_pred).sum()),
             "lower_seconds": round(lower_s, 1),
+            "memory": low.doc.get("memory"),
+            "instructions_per_inference": ir[plan],
         }
         res["plans"].append(row)
         print(f"{name:<10} {plan:<10} C {c_ms:8.3f} ms  ort fp32 {ort_ms:8.3f} ms  ×{row['speedup_vs_onnxruntime']:.2f}  "
@@ -270,6 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", type=Path, default=REPO / "build" / "bench" / "latency.json")
     p.add_argument("--cflags", default=" ".join(CFLAGS), help="C compiler flags (default: the Makefile's)")
     p.add_argument("--tag", default="", help="suffix of the result keys (e.g. -O3 for a second flag set)")
+    p.add_argument("--callgrind", type=int, default=2, help="inputs for the instruction count (0: none)")
     args = p.parse_args(argv)
 
     import torch
@@ -285,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
         with np.load(data, allow_pickle=False) as z:
             x = z["x_val"][: args.samples].astype(np.float32)
         doc["models"][ds + args.tag] = bench_model(ds, model, x, args.plans.split(","), ds, args.reps, args.quality,
-                                                   args.cflags.split())
+                                                   args.cflags.split(), args.callgrind)
         write_json(args.json, doc)
     for m in args.model:
         from hqc.pipeline import run_frontend, sample_shape
@@ -294,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
         rng = np.random.default_rng(0)
         x = rng.integers(0, 4, size=(args.random, *shape)).astype(np.float32)
         doc["models"][m.stem + args.tag] = bench_model(m.stem, m, x, args.model_plans.split(","), None, args.reps,
-                                                       args.quality, args.cflags.split())
+                                                       args.quality, args.cflags.split(), args.callgrind)
         write_json(args.json, doc)
     print(f"wrote {args.json}")
 
