@@ -587,3 +587,60 @@ def deployed_rates_from_data(deployed: DeployedModel, graph: Graph, layers: Sequ
     x = ds.splits[split].x
     rates = deployed_firing_rates(deployed, layers, x, _layout_of(graph, input_layout), limit)
     return rates, f"deployed integer model ({deployed.origin}), {min(limit, len(x))} {split} samples"
+
+
+@dataclass
+class CostRun:
+    """What `hqc cost` and `hqc.cost` compute for a model file under a plan: the paper
+    model's cost (`result`, the headline) and the full accounting beside it."""
+
+    model: str
+    plan_label: str
+    result: ModelCost
+    full: FullCost
+
+    def document(self) -> dict[str, Any]:
+        """The `hqc cost --json` document (schema hqc.cost/1, docs/cli.md)."""
+        from hqc.results import cost_document
+
+        return {**cost_document(self.model, self.plan_label, self.result), "full": self.full.to_dict()}
+
+
+def cost_of_model(model: str | Path, target: Target, *, plan: str | Path | Mapping[str, Any] | None = None,
+                  all_choice: str | None = None, data: str | Path | None = None, input_layout: str | None = None,
+                  lowering_dir: str | Path | None = None, accumulator: str = "paper") -> CostRun:
+    """Cost of the ONNX `model` under `plan` (a plan.yaml path or {layer: choice}) or one
+    choice for all layers. `data` measures firing rates: on the integer model of
+    `lowering_dir` when given, else on the float model. ConfigError/PlanError on bad input."""
+    from hqc.choices import parse_choice
+    from hqc.errors import ConfigError
+    from hqc.pipeline import load_and_analyze
+    from hqc.plan import read_plan
+    from hqc.targets.cost import model_cost
+
+    if (plan is None) == (all_choice is None):
+        raise ConfigError("give exactly one of a plan (--plan FILE) or one choice for all layers (--all CHOICE)")
+    if accumulator not in ("paper", "proven"):
+        raise ConfigError(f"accumulator must be 'paper' or 'proven', got {accumulator!r}")
+    graph, layers = load_and_analyze(model, input_layout=input_layout)
+    if all_choice is not None:
+        uniform = parse_choice(all_choice)
+        choices, label = {layer.name: uniform for layer in layers}, f"all {uniform}"
+    elif isinstance(plan, Mapping):
+        choices, label = resolve_plan(layers, plan), "<mapping>"
+    else:
+        choices, label = read_plan(plan, layers), str(plan)
+    deployed, why = deployed_model(model, layers, choices, lowering_dir=lowering_dir, data=data,
+                                   input_layout=input_layout)
+    rates, source = None, None
+    if data is not None and lowering_dir is not None:
+        assert deployed is not None
+        rates, source = deployed_rates_from_data(deployed, graph, layers, data, input_layout)
+    elif data is not None:
+        from hqc.pipeline import measure_firing_rates
+
+        rates, source = measure_firing_rates(graph, layers, data, input_layout), "float model"
+    result = model_cost(layers, choices, target, firing_rates=rates)
+    full = full_cost(graph, layers, result, choices, target, deployed, accumulator,  # type: ignore[arg-type]
+                     storage_unavailable=why, firing_rates_source=source)
+    return CostRun(str(model), label, result, full)

@@ -190,18 +190,9 @@ def test_cost_unknown_choice_and_target(model):
     assert "error: unknown target 'nope'" in result.stderr
 
 
-def test_cost_data_without_firing_rate_measurement(model, tmp_path):
-    path, _ = model
-    data = tmp_path / "d.npz"
-    data.write_bytes(b"")
-    result = run("cost", str(path), "--target", "cmos45", "--all", "uni4", "--data", str(data))
-    assert result.exit_code == 2
-    assert "error: --data is not available yet" in result.stderr
-
-
 def test_cost_data_with_firing_rates(model, tmp_path):
     path, fake = model
-    fake.measure_firing_rates = lambda graph, layers, data_path: {"patch_embed.proj": 0.25}
+    fake.measure_firing_rates = lambda graph, layers, data_path, input_layout=None: {"patch_embed.proj": 0.25}
     data = tmp_path / "d.npz"
     data.write_bytes(b"")
     result = run("cost", str(path), "--target", "cmos45", "--all", "uni4", "--data", str(data))

@@ -408,43 +408,18 @@ def cost(
     `hqc cost --json` document. `data` (as for `compile`) measures firing rates for the
     spike-aware estimate; `lowering` (a folder of `hqc lower`/`compile` with this plan)
     and `accumulator` ("paper" or "proven") are `--lowering` and `--accumulator`."""
-    from hqc.choices import parse_choice
-    from hqc.pipeline import load_and_analyze, measure_firing_rates
-    from hqc.plan import read_plan
-    from hqc.results import cost_document
-    from hqc.targets import load_target, model_cost, resolve_plan
-    from hqc.targets.full import deployed_model, deployed_rates_from_data, full_cost
+    from hqc.targets import load_target
+    from hqc.targets.full import cost_of_model
 
     if (plan is None) == (all is None):
         raise ConfigError("give exactly one of plan= (a plan.yaml or {layer: choice}) or all= (a choice)")
-    if accumulator not in ("paper", "proven"):
-        raise ConfigError(f"accumulator must be 'paper' or 'proven', got {accumulator!r}")
     tgt = load_target(target)
     with _inputs() as tmp:
         model_path = _model_path(model, example_input, exporter, tmp)
-        graph, layers = load_and_analyze(model_path, input_layout=input_layout)
-        if all is not None:
-            uniform = parse_choice(all)
-            choices = {layer.name: uniform for layer in layers}
-            plan_label = f"all {uniform}"
-        elif isinstance(plan, Mapping):
-            choices = resolve_plan(layers, plan)
-            plan_label = "<mapping>"
-        else:
-            choices = read_plan(plan, layers)
-            plan_label = str(plan)
         data_path = None if data is None else _data_path(data, tmp)
-        deployed, why = deployed_model(model_path, layers, choices, lowering_dir=lowering, data=data_path,
-                                       input_layout=input_layout)
-        rates, source = None, None
-        if data_path is not None and lowering is not None:
-            rates, source = deployed_rates_from_data(deployed, graph, layers, data_path, input_layout)
-        elif data_path is not None:
-            rates, source = measure_firing_rates(graph, layers, data_path, input_layout), "float model"
-    result = model_cost(layers, choices, tgt, firing_rates=rates)
-    full = full_cost(graph, layers, result, choices, tgt, deployed, accumulator,  # type: ignore[arg-type]
-                     storage_unavailable=why, firing_rates_source=source)
-    return {**cost_document(str(model_path), plan_label, result), "full": full.to_dict()}
+        run = cost_of_model(model_path, tgt, plan=plan, all_choice=all, data=data_path, input_layout=input_layout,
+                            lowering_dir=lowering, accumulator=accumulator)
+    return run.document()
 
 
 def lower(

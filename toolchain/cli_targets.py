@@ -15,9 +15,9 @@ import click
 import yaml
 
 from hqc.choices import DEFAULT_CHOICES, QuantChoice, parse_choice
-from hqc.errors import ConfigError, TargetError
-from hqc.plan import read_plan
-from hqc.results import cost_document, target_document, targets_document
+from hqc.cli_options import config_file_option
+from hqc.errors import TargetError
+from hqc.results import target_document, targets_document
 from hqc.targets import (
     ACCUMULATOR_BITS,
     ModelCost,
@@ -26,7 +26,6 @@ from hqc.targets import (
     list_targets,
     load_target,
     mac_energy_pj,
-    model_cost,
 )
 from hqc.targets.schema import REQUIRED_OPS, SCHEMA_VERSION
 
@@ -204,53 +203,21 @@ def _mac_ops_text(choice: QuantChoice, target: Target) -> str:
                    "lowering's proven bounds.")
 # ---- end full accounting ----
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON document (hqc.cost/1; energies in pJ).")
+@config_file_option
 def cost(model: str, target_spec: str, plan_path: str | None, all_choice: str | None,
          data_path: str | None, input_layout: str | None, lowering_dir: str | None,
-         accumulator: str, as_json: bool) -> None:
+         accumulator: str, as_json: bool, config_path: str | None) -> None:
     """Energy and storage per layer of MODEL under a plan, with totals and the fp32 baseline."""
     if (plan_path is None) == (all_choice is None):
         raise click.UsageError("give exactly one of --plan FILE or --all CHOICE")
-    target = load_target(target_spec)
-    uniform = parse_choice(all_choice) if all_choice is not None else None
+    from hqc.targets.full import cost_of_model
 
-    from hqc.pipeline import load_and_analyze
-
-    graph, layers = load_and_analyze(model, input_layout=input_layout)
-    if uniform is not None:
-        plan = {layer.name: uniform for layer in layers}
-    else:
-        assert plan_path is not None
-        plan = read_plan(plan_path, layers)
-
-    # ---- full accounting (hqc.targets.full) ----
-    from hqc.targets.full import deployed_model, deployed_rates_from_data, full_cost
-
-    deployed, why = deployed_model(model, layers, plan, lowering_dir=lowering_dir, data=data_path,
-                                   input_layout=input_layout)
-    rates, source = None, None
-    if data_path is not None and lowering_dir is not None:
-        assert deployed is not None
-        rates, source = deployed_rates_from_data(deployed, graph, layers, data_path, input_layout)
-    elif data_path is not None:
-        # ---- end full accounting ----
-        try:
-            from hqc.pipeline import measure_firing_rates
-        except ImportError:
-            raise ConfigError("--data is not available yet: firing-rate measurement is not "
-                              "implemented in this build; run without --data") from None
-        rates = measure_firing_rates(graph, layers, data_path)
-        source = "float model"  # full accounting
-
-    result = model_cost(layers, plan, target, firing_rates=rates)
-    full = full_cost(graph, layers, result, plan, target, deployed,  # full accounting
-                     accumulator, storage_unavailable=why,  # type: ignore[arg-type]
-                     firing_rates_source=source)
+    run = cost_of_model(model, load_target(target_spec), plan=plan_path, all_choice=all_choice, data=data_path,
+                        input_layout=input_layout, lowering_dir=lowering_dir, accumulator=accumulator)
     if as_json:
-        doc = cost_document(model, plan_path if plan_path else f"all {uniform}", result)
-        doc["full"] = full.to_dict()
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(run.document(), indent=2))
         return
-    for line in describe_cost(result) + [""] + describe_full(full):
+    for line in describe_cost(run.result) + [""] + describe_full(run.full):
         click.echo(line)
 
 
