@@ -204,3 +204,15 @@ def test_cost_data_with_firing_rates(model, tmp_path):
     # conv: 0.25 * 75,497,472 * 0.1 + 5,898,240; linear (integer inputs): paper model
     expected = 1_887_436.8 + 5_898_240.0 + 5_033_164.8 + 10_485_760.0
     assert d["total"]["spike_energy_total_pj"] == approx(expected, rel=1e-12)
+
+
+def test_cost_config_file_equals_the_flags(model, tmp_path):
+    path, _ = model
+    flags = run("cost", str(path), "--target", "cmos45", "--all", "uni4", "--json")
+    cfg = tmp_path / "cost.yaml"
+    cfg.write_text("target: cmos45\nall: uni4\n")
+    conf = run("cost", str(path), "--config", str(cfg), "--json")
+    assert conf.exit_code == 0, conf.output
+    assert json.loads(conf.stdout) == json.loads(flags.stdout)
+    over = run("cost", str(path), "--config", str(cfg), "--all", "pot2", "--json")
+    assert json.loads(over.stdout)["plan"] == "all pot2"

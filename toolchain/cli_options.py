@@ -91,15 +91,20 @@ def _load_option_file(ctx: click.Context, param: click.Parameter, value: str | N
     data = read_yaml(value, ConfigError, "config") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{value}: expected a mapping of options")
-    known = {p.name: p for p in ctx.command.params
-             if isinstance(p, click.Option) and p.name not in ("config_path", "as_json")}
+    known: dict[str, str] = {}  # key (the long option's name, or the parameter's) → parameter
+    for p in ctx.command.params:
+        if isinstance(p, click.Option) and p.name not in ("config_path", "as_json"):
+            longs = [o[2:].replace("-", "_") for o in p.opts if o.startswith("--")]
+            for key in [*longs, p.name]:
+                known[key] = p.name  # type: ignore[assignment]
+    shown = sorted({o[2:].replace("-", "_") for p in ctx.command.params if isinstance(p, click.Option)
+                    and p.name not in ("config_path", "as_json") for o in p.opts if o.startswith("--")})
     given: dict[str, Any] = {}
     for key, v in data.items():
         name = str(key).replace("-", "_")
         if name not in known:
-            raise ConfigError(f"{value}:{key}: unknown option of hqc {ctx.info_name} "
-                              f"(known: {', '.join(sorted(known))})")
-        given[name] = v
+            raise ConfigError(f"{value}:{key}: unknown option of hqc {ctx.info_name} (known: {', '.join(shown)})")
+        given[known[name]] = v
     ctx.default_map = {**(ctx.default_map or {}), **given}
     return value
 
