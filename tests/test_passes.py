@@ -94,3 +94,79 @@ def test_dynamic_threshold_is_not_silently_passed_through():
     model = make_model(nodes, [("x", [1, 3]), ("y", [1, 3])], [("z", [1, 2])], [("W", np.ones((3, 2), np.float32))])
     with pytest.raises((NeuronError, PassError), match="cmp"):
         run_passes(from_proto(model), FRONTEND)
+
+
+# ---------------------------------------------------------------- the pass contract
+def test_importing_hqc_passes_registers_every_pass_and_analysis():
+    import json
+    import subprocess
+    import sys
+
+    code = "import json, hqc.passes as p; print(json.dumps([sorted(p.PASSES), sorted(p.ANALYSES)]))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == [["canonicalize", "insert-quant-choices", "lower-int", "recognize-neurons"],
+                               ["annotate-layers"]]
+
+
+def test_annotate_layers_is_computed_once_until_a_pass_modifies_the_graph(monkeypatch):
+    from hqc.passes import ANALYSES, analysis
+    from hqc.passes.annotate_layers import annotate_layers
+
+    calls = []
+    monkeypatch.setitem(ANALYSES, "annotate-layers", lambda g: calls.append(g) or annotate_layers(g))
+    g, _ = run_passes(from_proto(lif_loop_model(T=3)), FRONTEND)
+    first = analysis(g, "annotate-layers")
+    assert analysis(g, "annotate-layers") is first and len(calls) == 1
+    assert [x.name for x in first] == [x.name for x in annotate_layers(g)]
+    g2, rec = run_passes(g, ["insert-quant-choices"])  # reads the cached analysis, writes metadata
+    assert rec[0]["modified"] is True and len(calls) == 1
+    analysis(g2, "annotate-layers")
+    assert len(calls) == 2  # the modified graph's cache was dropped
+    g3, rec = run_passes(g2, ["insert-quant-choices"])
+    assert rec[0]["modified"] is False
+    analysis(g3, "annotate-layers")
+    assert len(calls) == 2  # an unmodified graph keeps it
+
+
+def test_recognize_neurons_draws_only_from_ctx_rng(monkeypatch):
+    from hqc.passes import Context
+
+    drawn = []
+
+    class Counting(Context):
+        @property
+        def rng(self):
+            drawn.append(self.seed)
+            return np.random.Generator(np.random.PCG64(self.seed))
+
+    g, _ = run_passes(from_proto(lif_loop_model(T=3)), ["canonicalize"])
+
+    def refuse(*a, **k):
+        raise AssertionError("np.random.default_rng called inside a pass")
+
+    monkeypatch.setattr(np.random, "default_rng", refuse)
+    g2, rec = run_passes(g, ["recognize-neurons"], Counting(seed=7))
+    assert rec[0]["lifted"] == 1 and drawn == [7]
+
+
+def test_canonicalize_folding_skips_numpy_refusals_but_not_bugs(monkeypatch):
+    from hqc.passes import canonicalize
+
+    model = make_model([helper.make_node("Add", ["a", "b"], ["c"]), helper.make_node("Mul", ["x", "c"], ["y"])],
+                       [("x", [2])], [("y", [2])], [("a", np.ones(2, np.float32)), ("b", np.ones(2, np.float32))])
+    g, _ = run_passes(from_proto(model), ["canonicalize"])
+    assert g.ops() == {"Mul": 1}  # Add of two constants folded
+
+    def refuses(op, attrs, inputs):
+        raise ValueError("operands could not be broadcast")
+
+    monkeypatch.setattr(canonicalize, "evaluate", refuses)
+    g, _ = run_passes(from_proto(model), ["canonicalize"])
+    assert g.ops() == {"Add": 1, "Mul": 1}  # left for onnxruntime
+
+    def bug(op, attrs, inputs):
+        raise RuntimeError("a bug in an op")
+
+    monkeypatch.setattr(canonicalize, "evaluate", bug)
+    with pytest.raises(PassError, match=r"pass canonicalize failed after \[\]: RuntimeError: a bug in an op"):
+        run_passes(from_proto(model), ["canonicalize"])
