@@ -21,8 +21,8 @@ Output folder:
     report.json/.md/.html
     config.yaml        every option of this run (`--config` reproduces it)
     compile.log        the log of the run (search progress per epoch, steps, timings)
-    inspect.json       (stopped at a frontend step) the IR after that step
-    choices.json       (stopped after insert-quant-choices) the candidate quantizers per layer
+    inspect.json       the IR after the frontend steps (`hqc inspect --json`'s document)
+    choices.json       the candidate quantizers per layer (insert-quant-choices)
 """
 
 from __future__ import annotations
