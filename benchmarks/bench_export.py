@@ -5,7 +5,7 @@ original, side by side in one run.
     python benchmarks/bench_export.py [--dataset ndigits,motion] [--plans uni4,mixed]
                                       [--samples 32] [--reps 5] [--json benchmarks/results/export.json]
 
-Per dataset and plan: the model is lowered (`hqc.cli_lower.lower_model`; plan `uni4` =
+Per dataset and plan: the model is lowered (`hqc.lowerdir.lower_model`; plan `uni4` =
 uni4 on every layer, `mixed` = the first layer and the head uni4, the others cycling
 fp32/uni4/uni2/pot4/pot2, the plan of tests/test_lower_examples.py), exported
 (`hqc.export_qdq.export_qdq`) and compared with the integer model on the whole
@@ -80,10 +80,11 @@ class Timed:
 def bench(dataset: str, plan_name: str, work: Path, samples: int, reps: int) -> dict[str, Any]:
     import numpy as np
 
-    from hqc.cli_lower import lower_model, to_groups
     from hqc.data import load_data
     from hqc.export_qdq import agreement, export_qdq
+    from hqc.lowerdir import lower_model
     from hqc.pipeline import run_frontend
+    from hqc.verification import to_groups
 
     model, data = DATASETS[dataset]
     fe = run_frontend(model)

@@ -45,9 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     from hqc import ckernels, int_onnx, intref
-    from hqc.cli_lower import lower_model, to_groups
     from hqc.data import load_data
+    from hqc.lowerdir import lower_model
     from hqc.pipeline import run_frontend
+    from hqc.verification import to_groups
 
     with tempfile.TemporaryDirectory(prefix="hqc-bench-") as tmp:
         model = args.model

@@ -4,7 +4,7 @@ thread, the same inputs; and the weight bytes of both.
     python benchmarks/bench_latency.py --dataset ndigits,motion --plans uni4,pot2,hqc-0.3
     python benchmarks/bench_latency.py --model build/bench/sj_t4.onnx --plans uni4 --random 16
 
-Per model and plan: the model is lowered (`hqc.cli_lower.lower_model`) with the plan — a
+Per model and plan: the model is lowered (`hqc.lowerdir.lower_model`) with the plan — a
 uniform plan by quantizer name (uni4, pot4, uni2, pot2, fp32), or a bench_quality method
 name (hqc-0.3, greedy, …) whose plan and fine-tuned model are read from
 build/bench/quality/<dataset>/<method>/ — and its kernels are compiled with the Makefile's
@@ -209,10 +209,11 @@ def _plan_source(plan: str, dataset: str | None, model: Path, layers: list[Any],
 def bench_model(name: str, model: Path, x: np.ndarray, plans: list[str], dataset: str | None,
                 reps: int, quality: Path, cflags: Sequence[str] = CFLAGS, callgrind: int = 2) -> dict[str, Any]:
     """Every plan of one model: C latency and bytes; onnxruntime fp32 latency once."""
-    from hqc.cli_lower import lower_model, to_groups
     from hqc.errors import HqcError
     from hqc.layout import detect_layout
+    from hqc.lowerdir import lower_model
     from hqc.pipeline import run_frontend
+    from hqc.verification import to_groups
 
     fe = run_frontend(model)
     groups = to_groups(x, detect_layout(fe.graph), tuple(fe.graph.shape(fe.graph.inputs[0]) or ()))

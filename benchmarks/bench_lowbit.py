@@ -39,9 +39,10 @@ def run_one(plan_q: str, fine_tune: str, root: Path, threads: int) -> dict[str, 
     import torch
     import yaml
 
-    from hqc.cli_lower import lower_model, verify_dir
+    from hqc.lowerdir import lower_model
     from hqc.pipeline import run_frontend
     from hqc.search import SearchConfig, run_search
+    from hqc.verification import verify_dir
 
     torch.set_num_threads(threads)
     model, data = DATASETS["ndigits"]

@@ -166,8 +166,8 @@ def integer_accuracy(int_dir: Path, data: str | Path, splits: Sequence[str], bac
     import shutil
 
     from hqc import ckernels, int_onnx, intref
-    from hqc.cli_lower import to_groups
     from hqc.data import load_data
+    from hqc.verification import to_groups
 
     doc = json.loads((int_dir / "lowering.json").read_text())
     ds = load_data(data)
@@ -201,7 +201,7 @@ def integer_accuracy(int_dir: Path, data: str | Path, splits: Sequence[str], bac
 def run_method(dataset: str, method: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Run one method on one dataset into root/<dataset>/<method>/; returns the result."""
     from hqc.choices import DEFAULT_CHOICES
-    from hqc.cli_lower import lower_model
+    from hqc.lowerdir import lower_model
     from hqc.pipeline import measure_firing_rates, run_frontend
     from hqc.plan import read_plan
     from hqc.search import SearchConfig, run_search

@@ -55,8 +55,9 @@ def _samples(zm: Any, n: int, seed: int) -> np.ndarray:
 def run_one(builder: Any, kwargs: dict[str, Any], samples: int, tmp: Path) -> dict[str, Any]:
     import onnx
 
-    from hqc.cli_lower import lower_model, verify_dir
+    from hqc.lowerdir import lower_model
     from hqc.pipeline import run_frontend
+    from hqc.verification import verify_dir
     from tests.zoo import model_id
 
     row: dict[str, Any] = {"model": model_id(builder, kwargs), "exporter": "dynamo" if kwargs.get("dynamo", True) else "torchscript"}

@@ -276,7 +276,7 @@ class DeployedModel:
 
     @classmethod
     def from_lowering(cls, low: Any, origin: str = "lowered in memory") -> DeployedModel:
-        """From `hqc.cli_lower.lower(...)`'s result."""
+        """From `hqc.lowerdir.lower(...)`'s result."""
         return cls(low.lowered.graph, low.kernel_files["hqc_model.c"],
                    dict(low.doc["plan"]["layers"]), origin)
 
@@ -287,8 +287,8 @@ class DeployedModel:
         import json
 
         from hqc import intref
-        from hqc.cli_lower import KERNELS, LOWERED_IR, LOWERING_JSON
         from hqc.errors import ConfigError
+        from hqc.lowerdir import KERNELS, LOWERED_IR, LOWERING_JSON
 
         d = Path(directory)
         paths = [d / LOWERING_JSON, d / LOWERED_IR, d / KERNELS / "hqc_model.c"]
@@ -313,10 +313,10 @@ class DeployedModel:
                               f"{', '.join(diff[:4])}{', ...' if len(diff) > 4 else ''})")
 
     def bits(self, t: str) -> int:
-        from hqc.cli_lower import _signed_bits
+        from hqc.lowerdir import signed_bits
 
         lo, hi = self.graph.meta["bounds"][t]
-        return _signed_bits(int(lo), int(hi))
+        return signed_bits(int(lo), int(hi))
 
     def accumulator_bits(self) -> dict[str, int]:
         """Per weight layer: bits of the proven range of its QConv/QLinear output."""
@@ -350,7 +350,7 @@ def deployed_firing_rates(deployed: DeployedModel, layers: Sequence[LayerInfo], 
     reference (`hqc.intref`) of the deployed model on the first `limit` samples of x
     (N, T, ...): the fraction of nonzero values at the input of its QConv/QLinear."""
     from hqc import intref
-    from hqc.cli_lower import to_groups
+    from hqc.verification import to_groups
 
     g = deployed.graph
     spiking = {layer.name for layer in layers if layer.input_kind == "spikes"}
@@ -550,8 +550,8 @@ def lower_for_cost(model: str | Path, plan: Mapping[str, QuantChoice], *, fronte
                    data: Any = None, input_layout: str | None = None) -> tuple[DeployedModel | None, str | None]:
     """Lower `model` with `plan` in memory, as `hqc lower` does, for its deployed figures:
     (DeployedModel, None), or (None, why) when the lowering refuses the model."""
-    from hqc.cli_lower import lower
     from hqc.errors import HqcError
+    from hqc.lowerdir import lower
 
     try:
         low = lower(model, dict(plan), data=data, input_layout=input_layout, frontend=frontend)
@@ -578,14 +578,14 @@ def deployed_rates_from_data(deployed: DeployedModel, graph: Graph, layers: Sequ
                              limit: int = 256) -> tuple[dict[str, float], str]:
     """`deployed_firing_rates` on the val split of an NPZ (train if it has none), and a
     line saying where the rates come from."""
-    from hqc.cli_lower import _layout_of
     from hqc.data import load_data
+    from hqc.lowerdir import layout_of
     from hqc.pipeline import sample_shape
 
     ds = load_data(data, sample_shape(graph, input_layout))
     split = "val" if "val" in ds.splits else "train"
     x = ds.splits[split].x
-    rates = deployed_firing_rates(deployed, layers, x, _layout_of(graph, input_layout), limit)
+    rates = deployed_firing_rates(deployed, layers, x, layout_of(graph, input_layout), limit)
     return rates, f"deployed integer model ({deployed.origin}), {min(limit, len(x))} {split} samples"
 
 

@@ -19,8 +19,8 @@ from pytest import approx
 
 from hqc.choices import parse_choice
 from hqc.cli import main
-from hqc.cli_lower import fake_quant_model, lower
 from hqc.errors import ConfigError, ModelError
+from hqc.lowerdir import fake_quant_model, lower
 from hqc.pipeline import run_frontend
 from hqc.targets import load_target, model_cost
 from hqc.targets.full import (

@@ -15,11 +15,11 @@ import yaml
 from click.testing import CliRunner
 from onnx import numpy_helper
 
-import hqc.cli_lower
 import hqc.pipeline
+import hqc.verification
 from hqc.cli import main
-from hqc.cli_lower import VerifyResult
 from hqc.pipeline import run_frontend
+from hqc.verification import VerifyResult
 from tests.test_search import TINY, make_data
 from tests.zoo import example_spikformer
 
@@ -76,14 +76,14 @@ def test_1_verify_disagreement(lowered, tmp_path):
 
 def test_1_compile_disagreement_leaves_no_folder(lowered, tmp_path, monkeypatch):
     model, plan, data, _ = lowered
-    real = hqc.cli_lower.verify_dir
+    real = hqc.verification.verify_dir
 
     def disagreeing(*args, **kwargs) -> VerifyResult:
         r = real(*args, **kwargs)
         r.agree["onnxruntime"] = r.samples - 1
         return r
 
-    monkeypatch.setattr(hqc.cli_lower, "verify_dir", disagreeing)
+    monkeypatch.setattr(hqc.verification, "verify_dir", disagreeing)
     out = tmp_path / "out"
     code, _, err, _ = _run("compile", model, "--data", data, "--plan", plan, "--finetune-epochs", "0",
                            "--verify-limit", "4", "--no-progress", "-o", out)

@@ -19,10 +19,11 @@ from torch import nn
 
 from hqc import intref
 from hqc.cli import main
-from hqc.cli_lower import _per_sample, lower_model, to_groups
 from hqc.export_nir import DT, agreement, export_nir, simulate
 from hqc.intops.neuron import _params
+from hqc.lowerdir import lower_model
 from hqc.pipeline import run_frontend
+from hqc.verification import per_sample, to_groups
 from tests.test_lower_common import MIXED, TINY, events
 from tests.zoo import (
     _calibrate_bn,
@@ -105,8 +106,8 @@ def test_nirtorch_simulation_gives_the_integer_models_class(conv_net):
     doc = json.loads((d / "lowering.json").read_text())
     x = np.load(data)["x_val"].astype(np.float32)
     groups = to_groups(x, doc["input_layout"], tuple(doc["input"]["shape"]))
-    ref = _per_sample(intref.run(intref.load_lowered(d / "lowered.onnx"), groups)[0], len(x))
-    sim = _per_sample(simulate(r.path, groups, doc["input_layout"]), len(x))
+    ref = per_sample(intref.run(intref.load_lowered(d / "lowered.onnx"), groups)[0], len(x))
+    sim = per_sample(simulate(r.path, groups, doc["input_layout"]), len(x))
     assert (sim.argmax(axis=1) == ref.argmax(axis=1)).mean() >= 0.98
     # spike counts × the readout: the simulated logits are the integer logits on these inputs
     assert np.array_equal(sim, ref.astype(np.float64))
@@ -210,8 +211,8 @@ def test_if_sum_pool_and_a_linear_readout(tmp_path):
     doc = json.loads((d / "lowering.json").read_text())
     x = np.load(data)["x_val"].astype(np.float32)
     groups = to_groups(x, doc["input_layout"], tuple(doc["input"]["shape"]))
-    ref = _per_sample(intref.run(low, groups)[0], len(x))
-    sim = _per_sample(simulate(r.path, groups, doc["input_layout"]), len(x))
+    ref = per_sample(intref.run(low, groups)[0], len(x))
+    sim = per_sample(simulate(r.path, groups, doc["input_layout"]), len(x))
     assert np.array_equal(sim, ref.astype(np.float64))  # exact decay (τ 2, IF): the same integers
 
 

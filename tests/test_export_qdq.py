@@ -15,12 +15,13 @@ from onnx import numpy_helper
 
 from hqc import int_onnx, intref
 from hqc.choices import parse_choice
-from hqc.cli_lower import _per_sample, lower_model, to_groups
 from hqc.errors import ConfigError
 from hqc.export_qdq import QDQ_ONNX, agreement, export_qdq, qdq_session
+from hqc.lowerdir import lower_model
 from hqc.passes.lower_int import weight_transposed
 from hqc.pipeline import run_frontend
 from hqc.quant import fake_quant_numpy
+from hqc.verification import per_sample, to_groups
 from tests.test_lower_cli import _one_line_error, _run
 from tests.test_lower_common import MIXED, TINY, events
 from tests.zoo import example_spikformer, snn_leaky_convnet
@@ -82,13 +83,13 @@ def test_onnxruntime_predicts_the_integer_models_class(lowered):
     doc = json.loads((d / "lowering.json").read_text())
     x = np.load(data)["x_val"].astype(np.float32)
     groups = to_groups(x, doc["input_layout"], tuple(doc["input"]["shape"]))
-    ref = _per_sample(int_onnx.run_ort(int_onnx.session(str(d / "model.int.onnx")), groups), len(x))
+    ref = per_sample(int_onnx.run_ort(int_onnx.session(str(d / "model.int.onnx")), groups), len(x))
     sess = qdq_session(r.path)
     name = sess.get_inputs()[0].name
     outs = np.stack([sess.run(None, {name: grp.astype(np.float32)})[0] for grp in groups])
     if doc["logits"].get("mean_over_time"):
         outs = outs.mean(axis=1)
-    pred = _per_sample(outs, len(x)).argmax(axis=1)
+    pred = per_sample(outs, len(x)).argmax(axis=1)
     assert (pred == ref.argmax(axis=1)).mean() >= 0.98
     a = agreement(d, r.path, data)
     assert a.samples == len(x) and a.same_prediction == int((pred == ref.argmax(axis=1)).sum())

@@ -146,7 +146,7 @@ int main(int argc, char **argv)
 
 @needs_gcc
 def test_lowering_json_memory_section(tmp_path, zoo_build):
-    from hqc.cli_lower import lower_model
+    from hqc.lowerdir import lower_model
     from hqc.pipeline import run_frontend
 
     zm = zoo_build(example_spikformer, dict(TINY))

@@ -75,7 +75,7 @@ def test_event_counts_at_the_limits(zoo_build, tmp_path):
 
 
 def test_lowering_json_lists_every_proven_range(zoo_build, tmp_path):
-    from hqc.cli_lower import lower_model
+    from hqc.lowerdir import lower_model
 
     zm = zoo_build(example_spikformer, {**TINY, "dynamo": True})
     from hqc.pipeline import run_frontend

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from hqc.choices import QuantChoice, parse_choice
-from hqc.cli_lower import fake_quant_model
+from hqc.lowerdir import fake_quant_model
 from hqc.passes.lower_int import LoweredModel, lower_graph
 from hqc.pipeline import Frontend, run_frontend
 from tests.zoo import load_example_spikformer
@@ -34,8 +34,8 @@ def events(shape: tuple[int, ...], seed: int = 0, lam: float = 0.5) -> np.ndarra
 
 
 def groups_of(x: np.ndarray, fe: Frontend) -> np.ndarray:
-    from hqc.cli_lower import to_groups
     from hqc.layout import detect_layout
+    from hqc.verification import to_groups
 
     layout = fe.graph.meta.get("input_layout") or detect_layout(fe.graph)
     return to_groups(x, layout, tuple(fe.graph.shape(fe.graph.inputs[0])))

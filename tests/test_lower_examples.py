@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hqc.cli_lower import lower_model, verify_dir
+from hqc.lowerdir import lower_model
 from hqc.pipeline import run_frontend
+from hqc.verification import verify_dir
 from tests.test_lower_common import MIXED
 
 REPO = Path(__file__).resolve().parents[1]

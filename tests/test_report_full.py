@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hqc.choices import parse_choice
-from hqc.cli_lower import lower
+from hqc.lowerdir import lower
 from hqc.pipeline import run_frontend
 from hqc.report import (
     ModelInfo,

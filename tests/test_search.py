@@ -379,9 +379,10 @@ def test_learned_scales_reach_the_lowering_bit_exact(tiny, data, tmp_path):
     lowering, which uses exactly them: integer codes = hqc.quant's codes under those
     scales, numpy = onnxruntime = C, and the fake-quant model of `hqc verify` (same scales)
     predicts what the integer model predicts."""
-    from hqc.cli_lower import lower_model, verify_dir
+    from hqc.lowerdir import lower_model
     from hqc.lowering.weights import layer_weight
     from hqc.quant import channel_scales, kmax_pot, load_scales, quantize_codes
+    from hqc.verification import verify_dir
 
     fe = run_frontend(tiny)
     cycle = ["uni2", "pot2", "uni4", "pot4", "fp32"]

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hqc.cli_lower import lower_model, verify_dir
+from hqc.lowerdir import lower_model
 from hqc.pipeline import run_frontend
+from hqc.verification import verify_dir
 from tests.zoo import all_models, family_models, model_id
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -437,7 +437,7 @@ def lower(
     """Lower `model` with `plan` into `out` (model.int.onnx, kernels/, lowered.onnx,
     lowering.json), as `hqc lower`; returns the LoweringResult (`out_dir`, `doc`: the
     lowering.json document). `data` checks the inputs are integers and sets their range."""
-    from hqc.cli_lower import lower_model
+    from hqc.lowerdir import lower_model
 
     with _inputs() as tmp:
         model_path = _model_path(model, example_input, exporter, tmp)
@@ -463,7 +463,7 @@ def verify(
     lowering folder give identical integer logits on `data`, as `hqc verify`; returns the
     VerifyResult (`identical`, `agree`, `accuracy_int`, `accuracy_float`, `.to_dict()`).
     A disagreement is a result (`identical` False), not an error."""
-    from hqc.cli_lower import verify_dir
+    from hqc.verification import verify_dir
 
     backends = ("onnxruntime", "c") if c else ("onnxruntime",)
     with _inputs() as tmp:

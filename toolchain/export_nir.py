@@ -428,11 +428,11 @@ def agreement(directory: str | Path, nir_path: str | Path, data: str | Path, spl
               limit: int | None = None) -> NirAgreement:
     """Predicted class of the simulated NIR graph against the integer model (numpy reference)."""
     from hqc import intref
-    from hqc.cli_lower import _per_sample
     from hqc.export_qdq import load_split
+    from hqc.verification import per_sample
 
     doc, g, groups, y = load_split(directory, data, split, limit)
     n = len(y)
-    pi = _per_sample(intref.run(g, groups)[0], n).argmax(axis=1)
-    pn = _per_sample(simulate(nir_path, groups, doc["input_layout"]), n).argmax(axis=1)
+    pi = per_sample(intref.run(g, groups)[0], n).argmax(axis=1)
+    pn = per_sample(simulate(nir_path, groups, doc["input_layout"]), n).argmax(axis=1)
     return NirAgreement(n, split, int((pi == pn).sum()), float((pn == y).mean()), float((pi == y).mean()))

@@ -71,12 +71,12 @@ def read_lowering(directory: str | Path) -> tuple[dict[str, Any], Path]:
     The model is the path recorded in lowering.json, or, when that is gone, the file of the
     same name in DIR (a `hqc compile` folder lowers DIR/model.qat.onnx under a temporary
     name; the rule of `hqc verify`); its fingerprint must match the record (ConfigError)."""
-    from hqc.cli_lower import _read_doc, lowered_source
+    from hqc.lowerdir import lowered_source, read_lowering_doc
 
     d = Path(directory)
     if not d.is_dir():
         raise ConfigError(f"{d}: no such folder (expected the output folder of hqc lower or hqc compile)")
-    doc = _read_doc(d)
+    doc = read_lowering_doc(d)
     src = lowered_source(doc, d, f"export {d}")
     return doc, src
 
@@ -291,8 +291,9 @@ def load_split(directory: str | Path, data: str | Path, split: str = "val",
     model inputs (G, *input shape), the labels). DataError when the inputs are not
     integers or lie outside the lowered input range (as `hqc verify`)."""
     from hqc import intref
-    from hqc.cli_lower import integer_inputs, to_groups
     from hqc.data import load_data
+    from hqc.lowerdir import integer_inputs
+    from hqc.verification import to_groups
 
     d = Path(directory)
     doc, _ = read_lowering(d)
@@ -313,7 +314,7 @@ def agreement(directory: str | Path, qdq_path: str | Path, data: str | Path, spl
     """Predicted class (and, with `spikes`, every neuron's spikes) of the QDQ model under
     onnxruntime against the integer model (the numpy reference) on a data split."""
     from hqc import intref
-    from hqc.cli_lower import _per_sample
+    from hqc.verification import per_sample
 
     doc, g, groups, y = load_split(directory, data, split, limit)
     names = _tensor_names(qdq_path)
@@ -338,8 +339,8 @@ def agreement(directory: str | Path, qdq_path: str | Path, data: str | Path, spl
             same += int((fo == io).sum())
             total += fo.size
     n = len(y)
-    pi = _per_sample(np.stack(ints), n).argmax(axis=1)
-    pf = _per_sample(np.stack(flts), n).argmax(axis=1)
+    pi = per_sample(np.stack(ints), n).argmax(axis=1)
+    pf = per_sample(np.stack(flts), n).argmax(axis=1)
     return Agreement(n, split, int((pi == pf).sum()), float((pf == y).mean()), float((pi == y).mean()), same, total,
                      len(neurons), len(doc["neurons"]))
 

@@ -166,9 +166,9 @@ class CompileState:
     choices: dict[str, list[str]] = field(default_factory=dict)  # candidates per layer
     search: Any = None  # hqc.search.SearchResult: the plan, plan.yaml's document, trained weights
     qat: Frontend | None = None  # the fine-tuned float model the lowering quantizes
-    lowering: Any = None  # hqc.cli_lower.Lowering (None when resumed from the folder)
+    lowering: Any = None  # hqc.lowerdir.Lowering (None when resumed from the folder)
     deployed: Any = None  # hqc.targets.full.DeployedModel
-    verification: Any = None  # hqc.cli_lower.VerifyResult
+    verification: Any = None  # hqc.verification.VerifyResult
     report: dict[str, Any] | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # per step
@@ -309,7 +309,7 @@ def step_finetune(state: CompileState, cfg: Any) -> CompileState:
 
 def step_lower_int(state: CompileState, cfg: Any) -> CompileState:
     """The fine-tuned model + plan → the integer model, kernels and lowering.json."""
-    from hqc.cli_lower import lower, write_lowering
+    from hqc.lowerdir import lower, write_lowering
     from hqc.targets.full import DeployedModel
 
     sr = state.search
@@ -325,8 +325,8 @@ def step_lower_int(state: CompileState, cfg: Any) -> CompileState:
 
 def step_verify(state: CompileState, cfg: Any) -> CompileState:
     """numpy reference = onnxruntime = C on the split; verify.json."""
-    from hqc.cli_lower import verify_dir
     from hqc.results import verify_document
+    from hqc.verification import verify_dir
 
     # on the whole split the search already measured the fake-quant model on these very
     # samples; with --verify-limit, measure it again on the subset so figures compare
@@ -347,8 +347,8 @@ def step_verify(state: CompileState, cfg: Any) -> CompileState:
 
 def step_emit(state: CompileState, cfg: Any) -> CompileState:
     """report.json/.md/.html: cost model, accuracies, verification, full accounting."""
-    from hqc.cli_lower import _layout_of
     from hqc.layout import detect_layout
+    from hqc.lowerdir import layout_of
     from hqc.report import (
         AccuracyInfo,
         ModelInfo,
@@ -361,7 +361,7 @@ def step_emit(state: CompileState, cfg: Any) -> CompileState:
 
     fe, sr, vr = state.frontend, state.search, state.verification
     xs = state.dataset.split(cfg.split).x
-    rates = deployed_firing_rates(state.deployed, fe.layers, xs, _layout_of(fe.graph, cfg.input_layout), RATE_SAMPLES)
+    rates = deployed_firing_rates(state.deployed, fe.layers, xs, layout_of(fe.graph, cfg.input_layout), RATE_SAMPLES)
     rates_source = f"deployed integer model (model.int.onnx), {min(RATE_SAMPLES, len(xs))} {cfg.split} samples"
     shape = list(fe.graph.shape(fe.graph.inputs[0]) or [])
     T = int(fe.neurons[0][2][fe.neurons[0][1].time_axis]) if fe.neurons else None
@@ -516,7 +516,7 @@ def _resume_verify(state: CompileState, start_from: str) -> None:
     """verify.json → state.verification."""
     import dataclasses
 
-    from hqc.cli_lower import VerifyResult
+    from hqc.verification import VerifyResult
 
     try:
         doc = json.loads((state.out / "verify.json").read_text(encoding="utf-8"))

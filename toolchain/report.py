@@ -143,7 +143,7 @@ class VerifyInfo:
 
     @classmethod
     def from_result(cls, result: Any) -> VerifyInfo:
-        """From `hqc.cli_lower.verify_dir`'s result (its `samples` and `agree` counts)."""
+        """From `hqc.verification.verify_dir`'s result (its `samples` and `agree` counts)."""
         return cls(reference="numpy integer reference", samples=int(result.samples),
                    agreement={str(k): int(v) for k, v in result.agree.items()})
 
