@@ -285,7 +285,9 @@ def test_compile_stop_after(nb, tmp_path):
     events = []
     r = hqc.compile(nb["out"] / "model.qat.onnx", nb["data"], out=tmp_path / "s", stop_after="search",
                     epochs=1, lam=0.1, batch_size=64, progress=lambda kind, info: events.append((kind, info)))
-    assert [info["stage"] for kind, info in events if kind == "stage"] == ["import", "search"]
+    # one stage event per step of hqc.pipeline.STEPS up to the last one run
+    assert [info["stage"] for kind, info in events if kind == "stage"] == [
+        "import", "canonicalize", "recognize-neurons", "annotate-layers", "insert-quant-choices", "search"]
     assert r.stopped_after == "search" and r.integer_accuracy is None and r.report is None
     assert 0 <= r.float_accuracy <= 1 and (tmp_path / "s" / "plan.yaml").is_file()
     assert "lambda: 0.1" in (tmp_path / "s" / "config.yaml").read_text()
