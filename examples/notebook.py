@@ -180,7 +180,7 @@ if plt is not None:
     fig.savefig(plot_path, dpi=120)
 else:
     from hqc.report import format_energy
-    from hqc.report_svg import Series, hbar_chart
+    from hqc.report.svg import Series, hbar_chart
 
     svg = hbar_chart("energy-per-layer", "Energy per layer: fp32 vs plan", names,
                      [Series("fp32", "#aab3bf", fp32_pj), Series("plan", "#1f77b4", plan_pj)],

@@ -213,7 +213,7 @@ def test_user_plan_has_no_history():
     assert doc["search"]["source"] == "user" and doc["search"]["plan_file"] == "p.yaml"
     assert all(r["history"] is None and r["probability"] is None for r in doc["layers"])
     from hqc.report import render_markdown
-    from hqc.report_html import render_html
+    from hqc.report.html import render_html
 
     assert "the plan was given by the user" in render_markdown(doc)
     assert "the plan was given by the user" in render_html(doc)
@@ -245,7 +245,7 @@ def test_spike_aware_unavailable_without_rates():
     assert doc["ratios"]["spike_energy_total_pj"] is None
     assert doc["histograms"] == []
     from hqc.report import render_markdown
-    from hqc.report_html import render_html
+    from hqc.report.html import render_html
 
     assert "unavailable (no firing rates measured)" in render_markdown(doc)
     html = render_html(doc)
@@ -291,7 +291,7 @@ def test_html_and_md_escape_layer_names():
     layers = make_layers(v_name=HOSTILE)
     doc = make_report(layers)
     from hqc.report import render_markdown
-    from hqc.report_html import render_html
+    from hqc.report.html import render_html
 
     html = render_html(doc)
     assert HOSTILE not in html and "<script" not in html

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hqc.report import (
+from hqc.fmt import (
     format_accuracy,
     format_bits,
     format_bytes,
@@ -22,11 +22,9 @@ from hqc.report import (
     format_pct,
     format_ratio,
     format_seconds,
-    full_rows,
-    model_title,
-    storage_text,
 )
-from hqc.report_svg import (
+from hqc.report.markdown import full_rows, model_title, storage_text
+from hqc.report.svg import (
     GROUP_COLOURS,
     EvolutionPanel,
     Series,
