@@ -36,7 +36,7 @@ from onnx import TensorProto
 
 from hqc.errors import ModelError
 from hqc.intops.base import Interval, IntOp, prod, register, weighted_sum_bounds
-from hqc.intops.cgen import KERNEL_PARAMS, SHL, SPIKE, CEmitter, c_array, wide
+from hqc.intops.cgen import KERNEL_PARAMS, SHL, SPIKE, CEmitter, c_array, c_ints, wide
 from hqc.intops.onnxgen import I64, OnnxBuilder, windows_gather
 from hqc.ir import Graph, Node
 from hqc.quant import pack_codes
@@ -331,7 +331,7 @@ def _c_qconv(e: CEmitter, node: Node) -> None:
     # input's range fit
     (lo, hi), (xlo, xhi) = e.bounds[y], e.bounds[x]
     narrow = quant != "fp32" and -(2**15) <= min(lo, xlo) and max(hi, xhi) < 2**15
-    lines += _conv_events(e, fn, quant, bits, acc, wname, X, tgt, geo, in_spikes, lif, narrow)
+    lines += _conv_events(e, fn, quant, bits, acc, wname, X, tgt, geo, in_spikes, lif, narrow, max(-xlo, xhi))
     if quant == "fp32":
         lines.append(f"    for (n = 0, yn = 0; n < {N}; n++, yn += {CO * HO * WO})")
         lines.append(f"        for (co = 0, yc = yn; co < {CO}; co++, yc += {HO * WO})")
@@ -396,7 +396,8 @@ def _fused_lif(e: CEmitter, node: Node, geo: ConvGeometry) -> FusedLIF | None:
 
 
 def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: str, X: str, tgt: str,
-                 g: ConvGeometry, in_spikes: bool, lif: FusedLIF | None = None, narrow: bool = False) -> list[str]:
+                 g: ConvGeometry, in_spikes: bool, lif: FusedLIF | None = None, narrow: bool = False,
+                 xmax: int = 0) -> list[str]:
     """Event-driven convolution. Per time step and input channel: the weights are
     decoded into a small table [tap][output channel]; every nonzero input (a spike, or
     a nonzero integer with its value) is expanded into the (output position, tap)
@@ -431,9 +432,17 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         lines.append("    int32_t by;\n    uint32_t byte;")
     else:
         lines.append("    uint32_t bp, code;")
-    if quant.startswith("pot"):
+    lut = _pot_lut(quant, bits, sacc_of(narrow, acc))
+    if quant.startswith("pot") and lut is None:
         lines.append(f"    int32_t sh;\n    {acc} v;")
-    if pot_int:
+    if lut is not None:  # power-of-two codes → ±2^k by a table of the 2^bits values
+        e.data += c_array(f"{fn}_lut", sacc_of(narrow, acc), c_ints(np.array(lut)))
+    # power-of-two weights on small integer inputs (|x| ≤ MULTIPLES): a table of the
+    # multiples m·w, m = 0..|x|max, built by additions, and one pass per input
+    mult = pot_int and 0 < xmax <= MULTIPLES
+    if mult:
+        lines.append("    int32_t mm, mo, jo;")
+    elif pot_int:
         lines.append("    uint32_t ux;\n    int32_t bt;")
     wtab = "one input channel's weights, [tap][output channel]"
     if g.G > 1:
@@ -443,7 +452,7 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     ptt = "uint16_t" if kk * OG < 2**16 else "int32_t"  # offsets in the weight table
     lines.append(f"    HQC_PTR({pot}) po = {e.scratch(fn + '_po', pot, pairs, 'output positions of the pairs')};")
     lines.append(f"    HQC_PTR({ptt}) pt = {e.scratch(fn + '_pt', ptt, pairs, 'taps of the pairs')};")
-    sacc = "int16_t" if narrow else acc
+    sacc = sacc_of(narrow, acc)
     if not in_spikes:
         xt = acc if quant == "fp32" else sacc
         lines.append(f"    HQC_PTR({xt}) pv = {e.scratch(fn + '_pv', xt, pairs, 'input values of the pairs')};")
@@ -452,6 +461,9 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         lines.append(f"    HQC_PTR(double) wb = {e.scratch(fn + '_wb', 'double', kk * OG, wtab)};")
     else:
         lines.append(f"    HQC_PTR({sacc}) wb = {e.scratch(fn + '_wb', sacc, kk * OG, wtab)};")
+    if pot_int and 0 < xmax <= MULTIPLES:
+        lines.append(f"    HQC_PTR({sacc}) wm = {e.scratch(fn + '_wm', sacc, (xmax + 1) * kk * OG, 'multiples of the table')};")
+        e.data += c_array(f"{fn}_xo", "int32_t", [str(m * kk * OG) for m in range(xmax + 1)])
     atyp = "double" if quant == "fp32" else sacc
     lines.append(f"    HQC_PTR({atyp}) acc_s = {e.scratch(fn + '_acc', atyp, plane * g.CO, 'one step, [position][channel]')};")
     if lif is not None:
@@ -494,7 +506,12 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         lines.append("                    wb[wbi] = wv;")
         lines += ["                }", "            }"]
     else:
-        lines += _table_decode(quant, bits, acc, wname, kk * OG)
+        lines += _table_decode(quant, bits, acc, wname, kk * OG, f"{fn}_lut" if lut is not None else None)
+    if mult:  # wm[m·n + j] = m·wb[j] by additions (offsets incremental: no multiply)
+        nt = kk * OG
+        lines.append(f"            for (j = 0; j < {nt}; j++) {{ wm[j] = 0; wm[{nt} + j] = wb[j]; }}")
+        lines.append(f"            for (mm = 2, mo = {2 * nt}; mm <= {xmax}; mm++, mo += {nt})")
+        lines.append(f"                for (j = 0, jo = mo - {nt}; j < {nt}; j++, jo++) wm[mo + j] = wm[jo] + wb[j];")
     lines.append("            for (j = 0; j < np; j++) {")
     lines.append("                b = po[j]" + (" + cog" if g.G > 1 else "") + "; wbi = pt[j];"
                  + (" xv = pv[j];" if not in_spikes else ""))
@@ -504,7 +521,11 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         add = "acc_s[b + co] += wb[wbi + co] * (double)xv;"
     else:
         add = "acc_s[b + co] += wb[wbi + co] * xv;"
-    if pot_int:  # x = ±Σ 2^bt over the set bits of |x|: add (or subtract) the table shifted
+    if mult:  # the multiple |x|·w, added or subtracted
+        lines.append(f"                mo = {fn}_xo[xv < 0 ? -xv : xv] + wbi;")
+        lines.append(f"                if (xv < 0) for (co = 0; co < {OG}; co++) acc_s[b + co] -= wm[mo + co];")
+        lines.append(f"                else for (co = 0; co < {OG}; co++) acc_s[b + co] += wm[mo + co];")
+    elif pot_int:  # x = ±Σ 2^bt over the set bits of |x|: add (or subtract) the table shifted
         shl = "HQC_SHL16" if sacc == "int16_t" else SHL[acc]
         lines.append(f"                ux = (uint32_t)(xv < 0 ? -({acc})xv : ({acc})xv);")
         lines.append("                for (bt = 0; ux != 0; bt++, ux >>= 1) {")
@@ -539,12 +560,32 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     lines.append("    }")
     return lines
 
+#: Largest input magnitude for which a power-of-two layer on integers uses a table of multiples.
+MULTIPLES = 8
+
+
 def bytewise_table(bits: int, n: int) -> bool:
     """True when a table of n codes decodes byte by byte (codes tile bytes, runs aligned)."""
     return bits in (2, 4, 8) and (n * bits) % 8 == 0
 
 
-def _table_decode(quant: str, bits: int, acc: str, w: str, n: int) -> list[str]:
+def sacc_of(narrow: bool, acc: str) -> str:
+    """The C type of a convolution's scratch accumulator and weight table."""
+    return "int16_t" if narrow else acc
+
+
+def _pot_lut(quant: str, bits: int, ctyp: str) -> list[int] | None:
+    """The values ±2^k of the 2^bits power-of-two codes (sign bit on top, k = kmax − low
+    bits), or None for other quantizers or when a value does not fit `ctyp`."""
+    if not quant.startswith("pot"):
+        return None
+    kmax = (1 << (bits - 1)) - 1
+    vals = [(-1 if c >> (bits - 1) else 1) * (1 << (kmax - (c & kmax))) for c in range(1 << bits)]
+    lim = {"int16_t": 2**15, "int32_t": 2**31, "int64_t": 2**63}[ctyp]
+    return vals if max(abs(v) for v in vals) < lim else None
+
+
+def _table_decode(quant: str, bits: int, acc: str, w: str, n: int, lut: str | None = None) -> list[str]:
     """Lines decoding one input channel's n codes (a contiguous run from bit wci) into
     wb[0..n): byte by byte when codes tile bytes (2/4/8 bits, the run byte-aligned), else
     code by code (bit position bp)."""
@@ -552,6 +593,8 @@ def _table_decode(quant: str, bits: int, acc: str, w: str, n: int) -> list[str]:
     kmax = (1 << (bits - 1)) - 1
 
     def value(code: str) -> list[str]:
+        if lut is not None:
+            return [f"{lut}[{code}]"]
         if quant.startswith("uni"):
             return [f"{code} - (int32_t)(({code} >> {bits - 1}) << {bits})"]
         return [f"sh = {kmax} - (int32_t)({code} & {kmax}u);", f"v = ({acc})1 << sh;",
