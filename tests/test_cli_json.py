@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from hqc.choices import parse_choice
 from hqc.cli import main
 from hqc.cli_compile import summary_lines
-from hqc.cli_targets import format_energy
 from hqc.config import CompileConfig
+from hqc.fmt import format_energy
 from hqc.pipeline import run_frontend
 from hqc.search import SearchConfig
 from hqc.targets import load_target, mac_energy_pj, model_cost

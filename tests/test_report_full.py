@@ -86,3 +86,26 @@ def test_reports_without_full_load_and_bad_full_is_refused(built, tmp_path):
     (tmp_path / "report.json").write_text(json.dumps(bad))
     with pytest.raises(ReportError, match=r"report.json:full.by_kind.lif.count: expected an integer, got 'many'"):
         load_report(tmp_path)
+
+
+def test_hqc_cost_and_report_md_print_the_same_totals(built):
+    """One formatter (hqc.fmt): `hqc cost` and report.md write the plan's total energy, its
+    fp32 baseline and the full accounting's total with the same strings (hand-checked:
+    the shipped model, all uni2, cmos45)."""
+    import re
+
+    from click.testing import CliRunner
+
+    from hqc.cli import main
+
+    *_, rep = built
+    md = render(rep, "md")
+    res = CliRunner().invoke(main, ["cost", str(EXAMPLE), "--target", "cmos45", "--all", "uni2"])
+    assert res.exit_code == 0, res.output
+    paper = re.search(r"^  total +(\S+ \S+) +fp32 +(\S+ \S+) +ratio (.+)$", res.output, re.M)
+    full = re.search(r"^  total +(\S+ \S+) +(\S+ \S+)$", res.output, re.M)
+    assert paper and full, res.output
+    assert paper.groups() == ("15.1 µJ", "460 µJ", "0.0329× (30.4× less)")
+    assert f"**energy, paper model**: {paper[1]} per inference vs {paper[2]} fp32 = {paper[3]}" in md
+    assert full.groups() == ("15.8 µJ", "483 µJ")
+    assert f"**energy, full accounting**: {full[1]} vs {full[2]} fp32" in md

@@ -383,7 +383,7 @@ def inspect(
 ) -> dict[str, Any]:
     """The weight layers and spiking neurons of `model`: the `hqc inspect --json` document
     (schema hqc.inspect/1)."""
-    from hqc.cli import inspect_dict
+    from hqc.inspection import inspect_dict
     from hqc.pipeline import run_frontend
 
     with _inputs() as tmp:

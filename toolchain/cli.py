@@ -20,8 +20,9 @@ import click
 
 from hqc import __version__
 from hqc.errors import HqcError, VerificationError
+from hqc.fmt import format_count, table
+from hqc.inspection import inspect_dict
 
-INSPECT_SCHEMA = "hqc.inspect/1"
 EXIT_OK, EXIT_DISAGREE, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -65,64 +66,6 @@ def main(ctx: click.Context, debug: bool, verbose: int) -> None:
         h.setLevel(level)  # a run's log file may lower hqc's level; the terminal keeps this one
 
 
-def _fmt_int(n: int) -> str:
-    if n >= 10**9:
-        return f"{n / 1e9:.2f}G"
-    if n >= 10**6:
-        return f"{n / 1e6:.2f}M"
-    if n >= 10**4:
-        return f"{n / 1e3:.1f}k"
-    return str(n)
-
-
-def _table(rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = []
-    for k, r in enumerate(rows):
-        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
-        out.append("  ".join(cells).rstrip())
-        if k == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return out
-
-
-def inspect_dict(fe: Any) -> dict[str, Any]:
-    """The `hqc inspect --json` document (schema hqc.inspect/1, see docs/cli.md)."""
-    layers = [
-        {
-            "name": layer.name,
-            "kind": layer.kind,
-            "group": layer.group,
-            "weight_shape": list(layer.weight_shape),
-            "params": layer.params,
-            "macs": layer.macs,
-            "input_kind": layer.input_kind,
-            "onnx_nodes": list(layer.nodes),
-        }
-        for layer in fe.layers
-    ]
-    neurons = [{"name": name, "shape": list(shape), **p.describe()} for name, p, shape in fe.neurons]
-    for n in neurons:
-        if n["tau"] == float("inf"):
-            n["tau"] = None
-    return {
-        "schema": INSPECT_SCHEMA,
-        "model": str(fe.graph.meta.get("source", "")),
-        "input": {"name": fe.graph.inputs[0], "shape": list(fe.graph.shape(fe.graph.inputs[0]) or [])},
-        "onnx_nodes": fe.onnx_nodes,
-        "ir_nodes": len(fe.graph),
-        "import_seconds": round(fe.import_seconds, 4),
-        "layers": layers,
-        "neurons": neurons,
-        "totals": {
-            "layers": len(layers),
-            "params": sum(x["params"] for x in layers),
-            "macs": sum(x["macs"] for x in layers),
-            "neurons": len(neurons),
-        },
-    }
-
-
 @main.command("inspect")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--input-layout", default=None, help="Where the model input keeps batch and time: BT… or TB….")
@@ -139,12 +82,12 @@ def inspect_cmd(model: str, input_layout: str | None, as_json: bool) -> None:
     rows = [["layer", "kind", "group", "weight shape", "params", "MACs", "input"]]
     for x in doc["layers"]:
         rows.append(
-            [x["name"], x["kind"], x["group"], "×".join(map(str, x["weight_shape"])), _fmt_int(x["params"]), _fmt_int(x["macs"]), x["input_kind"]]
+            [x["name"], x["kind"], x["group"], "×".join(map(str, x["weight_shape"])), format_count(x["params"]), format_count(x["macs"]), x["input_kind"]]
         )
     click.echo(f"model  {model}  ({doc['onnx_nodes']} ONNX nodes → {doc['ir_nodes']} IR nodes, imported in {doc['import_seconds']:.2f} s)")
     click.echo(f"input  {doc['input']['name']} {doc['input']['shape']}")
     click.echo("")
-    for line in _table(rows, {4, 5}):
+    for line in table(rows, {4, 5}):
         click.echo(line)
     click.echo("")
     nrows = [["neuron", "shape", "tau", "v_th", "reset", "cmp", "decay_input"]]
@@ -153,13 +96,13 @@ def inspect_cmd(model: str, input_layout: str | None, as_json: bool) -> None:
         tau = "inf" if x["tau"] is None else f"{x['tau']:g}"
         nrows.append([x["name"], "×".join(map(str, x["shape"])), tau, f"{x['v_threshold']:g}", reset, x["comparison"], str(x["decay_input"]).lower()])
     if len(nrows) > 1:
-        for line in _table(nrows, set()):
+        for line in table(nrows, set()):
             click.echo(line)
     else:
         click.echo("no spiking neurons found")
     t = doc["totals"]
     click.echo("")
-    click.echo(f"total  {t['layers']} weight layers, {_fmt_int(t['params'])} params, {_fmt_int(t['macs'])} MACs per sample, {t['neurons']} LIF neurons")
+    click.echo(f"total  {t['layers']} weight layers, {format_count(t['params'])} params, {format_count(t['macs'])} MACs per sample, {t['neurons']} LIF neurons")
 
 
 def _register_optional() -> None:

@@ -46,19 +46,19 @@ def export_cmd(directory: str, fmt: str, out: str | None, data: str | None, spli
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
-    from hqc.cli import _table
+    from hqc.fmt import table
 
     if fmt == "qdq":
         rows = [["layer", "quantizer", "stored as", "params", "weight bytes"]]
         rows += [[x.name, x.quantizer, x.storage, str(x.params), str(x.weight_bytes)] for x in r.layers]
-        for line in _table(rows, {3, 4}):
+        for line in table(rows, {3, 4}):
             click.echo(line)
         click.echo("")
         click.echo(f"wrote    {r.path} ({r.bytes} bytes, opset {r.opset}; model.int.onnx {r.int_onnx_bytes} bytes, "
                    f"{r.int_onnx_bytes / r.bytes:.2f}x larger)")
     else:
         rows = [["node", "NIR type", "from"]] + [[n.name, n.nir_type, n.source] for n in r.nodes]
-        for line in _table(rows, set()):
+        for line in table(rows, set()):
             click.echo(line)
         click.echo("")
         click.echo(f"wrote    {r.path} ({r.bytes} bytes, {len(r.nodes)} nodes, read back by nir.read)")

@@ -9,16 +9,13 @@ import json
 import click
 
 from hqc.cli_options import config_file_option
+from hqc.fmt import format_accuracy, table
 from hqc.lowerdir import INT_ONNX, KERNELS, LOWERED_IR, LOWERING_JSON, lower_model
 from hqc.results import verify_document
 from hqc.verification import verify_dir
 
 
 # --------------------------------------------------------------------------- commands
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.2f} %"
-
-
 @click.command("lower")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--plan", "plan", required=True, type=click.Path(dir_okay=False), help="plan.yaml: a quantizer per layer.")
@@ -41,9 +38,7 @@ def lower_cmd(model: str, plan: str, out: str | None, data: str | None, input_la
     for x in r.doc["layers"]:
         rows.append([x["name"], x["quantizer"], str(x["params"]), str(x["packed_bytes"]), x["input"],
                      "-" if x["fraction_bits"] is None else str(x["fraction_bits"])])
-    from hqc.cli import _table
-
-    for line in _table(rows, {2, 3, 5}):
+    for line in table(rows, {2, 3, 5}):
         click.echo(line)
     t = r.doc["totals"]
     click.echo("")
@@ -80,9 +75,9 @@ def verify_cmd(directory: str, data: str, split: str, limit: int | None, no_c: b
         click.echo(f"verify {directory}  ({r.split} split, {r.samples} samples, inputs {r.input_range[0]}..{r.input_range[1]})")
         for b, v in r.agree.items():
             click.echo(f"  numpy reference vs {b:<12} {v}/{r.samples} identical integer logits")
-        click.echo(f"  integer model accuracy       {_pct(r.accuracy_int)}")
+        click.echo(f"  integer model accuracy       {format_accuracy(r.accuracy_int)}")
         if r.accuracy_float is not None:
-            click.echo(f"  fake-quant float accuracy    {_pct(r.accuracy_float)}  "
+            click.echo(f"  fake-quant float accuracy    {format_accuracy(r.accuracy_float)}  "
                        f"(same prediction on {r.float_vs_int_predictions}/{r.samples})")
             click.echo(f"  spike agreement int vs float {100 * (r.spike_agreement or 0):.4f} % of {r.spikes_compared} spikes")
     if not r.identical:

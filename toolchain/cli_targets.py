@@ -8,72 +8,23 @@ and turns every `HqcError` into `error: <message>` on stderr with exit code 2;
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import click
 import yaml
 
-from hqc.choices import DEFAULT_CHOICES, QuantChoice, parse_choice
+from hqc.choices import DEFAULT_CHOICES, parse_choice
 from hqc.cli_options import config_file_option
+from hqc.describe import describe_cost, describe_full, describe_target
 from hqc.errors import TargetError
+from hqc.fmt import table
 from hqc.results import target_document, targets_document
 from hqc.targets import (
-    ACCUMULATOR_BITS,
-    ModelCost,
-    Target,
     dump_table,
     list_targets,
     load_target,
     mac_energy_pj,
 )
-from hqc.targets.schema import REQUIRED_OPS, SCHEMA_VERSION
-
-if TYPE_CHECKING:
-    from hqc.targets.full import FullCost
-
-# ------------------------------------------------------------------------ formatting
-
-
-def format_energy(energy_pj: float | None) -> str:
-    """'12.3 uJ' for an energy given in pJ (ASCII prefixes: pJ, nJ, uJ, mJ, J)."""
-    if energy_pj is None:
-        return "n/a"
-    for unit, scale in (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)):
-        if abs(energy_pj) >= scale:
-            return f"{energy_pj / scale:.4g} {unit}"
-    return f"{energy_pj:.4g} pJ"
-
-
-def format_bits(bits: int) -> str:
-    """'36 KiB' for a storage size given in bits."""
-    size = bits / 8
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024 or unit == "MiB":
-            return f"{size:.4g} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def format_ratio(ratio: float | None) -> str:
-    if ratio is None:
-        return "n/a"
-    if ratio == 0:
-        return "0"
-    return f"{ratio:.4g} (x{1 / ratio:.3g} less)" if ratio < 1 else f"{ratio:.4g}"
-
-
-def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for k, r in enumerate(rows):
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
-                 enumerate(zip(r, widths, strict=True))]
-        lines.append("  ".join(cells).rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
-
+from hqc.targets.schema import SCHEMA_VERSION
 
 # ------------------------------------------------------------------------ targets
 
@@ -95,7 +46,7 @@ def targets_list(as_json: bool) -> None:
     for info in infos:
         origin = info.origin + (" (shadowed by builtin)" if info.shadowed else "")
         rows.append((info.name, origin, info.location))
-    for line in _table(rows, right=set()):
+    for line in table(rows, right=set()):
         click.echo(line)
 
 
@@ -130,53 +81,6 @@ def targets_validate(ctx: click.Context, spec: str) -> None:
         click.echo(f"error: {e}", err=True)
         ctx.exit(2)
     click.echo(f"OK: {spec}: table {target.name!r}, schema {SCHEMA_VERSION}")
-
-
-def describe_target(target: Target) -> list[str]:
-    """Human-readable lines for a table: ops, memory, derivation rule, per-MAC cost, sources."""
-    unit = target.energy_unit
-    lines = [f"{target.name}: {target.technology}  (schema {SCHEMA_VERSION}, {target.origin})"]
-    if target.description:
-        lines.append(target.description)
-    lines += ["", f"energy unit: {unit}", "", "operations (energy per operation):"]
-    rows = [("format", "op", "bits", f"energy_{unit}", "source", "note")]
-    for fmt in REQUIRED_OPS:
-        for op, by_bits in target.ops[fmt].items():
-            for bits, e in sorted(by_bits.items()):
-                rows.append((fmt, op, str(bits), f"{e.value:g}", e.source, e.note or ""))
-    lines += ["  " + s for s in _table(rows, right={2, 3})]
-    lines += ["", "memory (energy per access):"]
-    rows = [("level", f"energy_{unit}", "bits", "per_bit_pJ", "capacity", "source", "note")]
-    for level, m in target.memory.items():
-        cap = format_bits(m.capacity_bytes * 8) if m.capacity_bytes else ""
-        rows.append((level, f"{m.value:g}", str(m.bits),
-                     f"{target.memory_energy_pj_per_bit(level):.4g}", cap, m.source,
-                     m.note or ""))
-    lines += ["  " + s for s in _table(rows, right={1, 2, 3})]
-    lines += ["", "unlisted widths: scale the nearest listed width (ties: the larger one):"]
-    lines.append("  " + ", ".join(f"{op} {rule}" for op, rule in target.derive.items()))
-    lines += ["", f"energy per MAC (paper model, int{ACCUMULATOR_BITS} accumulate):"]
-    rows = [("choice", "energy_pJ", "operations")]
-    for name in DEFAULT_CHOICES:
-        choice = parse_choice(name)
-        rows.append((name, f"{mac_energy_pj(choice, target):.6g}", _mac_ops_text(choice, target)))
-    lines += ["  " + s for s in _table(rows, right={1})]
-    lines += ["", "sources:"]
-    for key, text in target.sources.items():
-        lines.append(f"  [{key}] {' '.join(text.split())}")
-    return lines
-
-
-def _mac_ops_text(choice: QuantChoice, target: Target) -> str:
-    if choice.kind == "fp32":
-        ops = [target.op_energy("float", "mult", 32), target.op_energy("float", "add", 32)]
-    else:
-        product = "mult" if choice.kind == "uniform" else "shift"
-        ops = [target.op_energy("int", product, choice.bits),
-               target.op_energy("int", "add", ACCUMULATOR_BITS)]
-    parts = [f"{op.energy_pj:.4g} {op.describe()}" + (" [derived]" if op.derived else "")
-             for op in ops]
-    return " + ".join(parts)
 
 
 # ------------------------------------------------------------------------ cost
@@ -219,96 +123,3 @@ def cost(model: str, target_spec: str, plan_path: str | None, all_choice: str | 
         return
     for line in describe_cost(run.result) + [""] + describe_full(run.full):
         click.echo(line)
-
-
-def describe_full(full: FullCost) -> list[str]:
-    """Human-readable lines of the full accounting (beside the paper model)."""
-    acc = ("the lowering's proven bounds" if full.accumulator == "proven"
-           else f"int{ACCUMULATOR_BITS} (the paper's)")
-    lines = [f"full accounting (weight layers + attention MatMuls, LIF updates, residual adds; "
-             f"accumulators: {acc}):"]
-    rows = [("part", "sites", "count", "energy", "fp32 energy")]
-    rows.append(("weight layers", "", "", format_energy(full.weights_energy_pj),
-                 format_energy(full.fp32_weights_energy_pj)))
-    for kind, k in full.by_kind.items():
-        rows.append((kind.replace("_", " "), str(int(k["sites"])), f"{int(k['count']):,}",
-                     format_energy(k["energy_pj"]), format_energy(k["fp32_energy_pj"])))
-    rows.append(("total", "", "", format_energy(full.energy_total_pj),
-                 format_energy(full.fp32_energy_total_pj)))
-    lines += ["  " + s for s in _table(rows, right={1, 2, 3, 4})]
-    lines.append(f"  ratio {format_ratio(full.ratios['energy_total_pj'])}")
-    if full.spike_energy_total_pj is not None:
-        lines.append(f"  spike-aware total {format_energy(full.spike_energy_total_pj)}   fp32 "
-                     f"{format_energy(full.fp32_spike_energy_total_pj)}   ratio "
-                     f"{format_ratio(full.ratios['spike_energy_total_pj'])}   "
-                     f"(firing rates: {full.firing_rates_source})")
-    st = full.storage
-    if st is None:
-        lines.append(f"storage as deployed: unavailable ({full.storage_unavailable})")
-    else:
-        parts = ", ".join(f"{c.replace('_', ' ')} {format_bits(8 * b)}"
-                          for c, b in st.bytes_by_category.items() if b)
-        lines.append(f"storage as deployed: {format_bits(8 * st.total_bytes)} ({parts}); "
-                     f"weights only {format_bits(8 * st.weights_only_bytes)}  [{st.origin}]")
-    return lines
-# ---- end full accounting ----
-
-
-def describe_cost(result: ModelCost) -> list[str]:
-    """Human-readable lines: per-layer table, group totals, model total vs fp32 baseline."""
-    spike = result.spike_aware_available
-    head = ["layer", "group", "input", "choice", "MACs", "storage", "compute", "memory", "total"]
-    if spike:
-        head += ["rate", "spike-aware"]
-    rows = [tuple(head)]
-    for r in result.layers:
-        row = [r.name, r.group, r.input_kind, r.choice, f"{r.macs:,}", format_bits(r.storage_bits),
-               format_energy(r.energy_compute_pj), format_energy(r.energy_memory_pj),
-               format_energy(r.energy_total_pj)]
-        if spike:
-            rate = "-" if r.firing_rate is None else f"{r.firing_rate:.3f}"
-            row += [rate, format_energy(r.spike_energy_total_pj)]
-        rows.append(tuple(row))
-    lines = [f"target {result.target}; energy per inference of one sample; "
-             f"paper model: N_mult * (E_mult|E_shift(b) + E_add int{result.accumulator_bits}), "
-             "memory = weight bits * DRAM energy per bit", ""]
-    lines += _table(rows, right={4, 5, 6, 7, 8, 9, 10})
-
-    lines += ["", "per group (paper model):"]
-    rows = [("group", "layers", "storage", "energy", "fp32 energy", "energy / fp32")]
-    for g, t in result.groups.items():
-        base = result.baseline_groups[g]
-        rows.append((g, str(t.layers), format_bits(t.storage_bits),
-                     format_energy(t.energy_total_pj), format_energy(base.energy_total_pj),
-                     format_ratio(result.group_ratios[g]["energy_total_pj"])))
-    lines += ["  " + s for s in _table(rows, right={1, 2, 3, 4})]
-
-    t, b, ratios = result.total, result.baseline_total, result.ratios
-    lines += [
-        "",
-        "model total (paper model):",
-        f"  compute  {format_energy(t.energy_compute_pj):>12}   fp32 "
-        f"{format_energy(b.energy_compute_pj):>12}   ratio {format_ratio(ratios['energy_compute_pj'])}",
-        f"  memory   {format_energy(t.energy_memory_pj):>12}   fp32 "
-        f"{format_energy(b.energy_memory_pj):>12}   ratio {format_ratio(ratios['energy_memory_pj'])}",
-        f"  total    {format_energy(t.energy_total_pj):>12}   fp32 "
-        f"{format_energy(b.energy_total_pj):>12}   ratio {format_ratio(ratios['energy_total_pj'])}",
-        f"  storage  {format_bits(t.storage_bits):>12}   fp32 "
-        f"{format_bits(b.storage_bits):>12}   ratio {format_ratio(ratios['storage_bits'])}",
-        "",
-    ]
-    if spike:
-        lines += [
-            "spike-aware estimate (spike inputs: firing rate * N_mult * E_add; integer/real "
-            "inputs as the paper model):",
-            f"  total    {format_energy(t.spike_energy_total_pj):>12}   fp32 "
-            f"{format_energy(b.spike_energy_total_pj):>12}   "
-            f"ratio {format_ratio(ratios['spike_energy_total_pj'])}",
-        ]
-    else:
-        lines.append("spike-aware estimate: unavailable (no firing rates; pass --data to "
-                     "measure them)")
-    if result.derived:
-        lines += ["", "derived table numbers (not listed in the table): "
-                  + "; ".join(result.derived)]
-    return lines

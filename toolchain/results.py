@@ -1,7 +1,7 @@
 """The JSON documents `--json` prints, one builder per command (schemas in docs/cli.md).
 
     compile  → hqc.compile/1    search → hqc.search/1     lower   → hqc.lowering/1 (lowering.json)
-    verify   → hqc.verify/1     cost   → hqc.cost/1       inspect → hqc.inspect/1 (hqc.cli)
+    verify   → hqc.verify/1     cost   → hqc.cost/1       inspect → hqc.inspect/1 (hqc.inspection)
     targets list → hqc.targets/1                          targets show → hqc.target/1
 
 Every document is a JSON object whose first key `schema` names it; a key is only ever
