@@ -4,7 +4,7 @@ the old one (MSE-grid scales, straight-through, AdamW 3e-5 → 1e-5, no distilla
 
     python benchmarks/bench_lowbit.py                      # uni2, pot2, uni4; new and old
     python benchmarks/bench_lowbit.py --plans uni2 --fine-tunes new
-    python benchmarks/bench_lowbit.py --plans "" --timing-rounds 3   # step timing only, kept results
+    python benchmarks/bench_lowbit.py --plans ""    # step timing only, kept results
 
 For each (plan, fine-tune): `hqc.search.run_search` with the plan file (the search is
 skipped, the fine-tune runs with `SearchConfig()`'s defaults, or the old settings), then
@@ -18,6 +18,7 @@ Writes benchmarks/results/lowbit.json; working folders in build/bench/lowbit/.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -87,8 +88,8 @@ def run_one(plan_q: str, fine_tune: str, root: Path, threads: int) -> dict[str, 
 
 def step_times(plan_q: str, rounds: int, steps: int, threads: int) -> dict[str, Any]:
     """Seconds per fine-tune step, new vs old, measured interleaved in one process: per
-    round, `steps` steps of `_Run.finetune_epoch` with the old settings, then `steps` with
-    the new, on the same `steps · batch` training samples (the old one's scale refresh every
+    round, `steps` steps of `_Run.finetune_epoch` with the old settings and `steps` with
+    the new (order alternating between rounds), wall and CPU time, on the same `steps · batch` training samples (the old one's scale refresh every
     10 steps included; the new one's teacher logits computed beforehand, as run_search does)."""
     import numpy as np
     import torch
@@ -122,16 +123,22 @@ def step_times(plan_q: str, rounds: int, steps: int, threads: int) -> dict[str, 
         cfg.finetune_epochs = rounds
         runs[ft] = run
     seconds: dict[str, list[float]] = {"old": [], "new": []}
+    cpu: dict[str, list[float]] = {"old": [], "new": []}
     for r in range(rounds):
-        for ft in ("old", "new"):
-            t0 = time.perf_counter()
+        for ft in ("old", "new") if r % 2 == 0 else ("new", "old"):
+            t0, c0 = time.perf_counter(), time.process_time()
             runs[ft].finetune_epoch(r)
             seconds[ft].append((time.perf_counter() - t0) / steps)
+            cpu[ft].append((time.process_time() - c0) / steps)
     med = {ft: float(np.median(v)) for ft, v in seconds.items()}
+    med_cpu = {ft: float(np.median(v)) for ft, v in cpu.items()}
     return {"plan": plan_q, "rounds": rounds, "steps_per_round": steps,
             "seconds_per_step": {ft: [round(x, 4) for x in v] for ft, v in seconds.items()},
+            "cpu_seconds_per_step": {ft: [round(x, 4) for x in v] for ft, v in cpu.items()},
             "median_seconds_per_step": {ft: round(v, 4) for ft, v in med.items()},
-            "new_over_old": round(med["new"] / med["old"], 3)}
+            "median_cpu_seconds_per_step": {ft: round(v, 4) for ft, v in med_cpu.items()},
+            "new_over_old": round(med["new"] / med["old"], 3),
+            "new_over_old_cpu": round(med_cpu["new"] / med_cpu["old"], 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plans", default="uni2,pot2,uni4", help="quantizers of the fixed plans")
     p.add_argument("--fine-tunes", default="new,old", help="new (the default fine-tune) and/or old")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--timing-rounds", type=int, default=3, help="interleaved old/new step timing rounds (0: none)")
+    p.add_argument("--timing-rounds", type=int, default=6, help="interleaved old/new step timing rounds (0: none)")
     p.add_argument("--timing-steps", type=int, default=10, help="steps per timing round")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "lowbit.json"))
     args = p.parse_args(argv)
@@ -148,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.timing_rounds:
         timing = step_times("uni2", args.timing_rounds, args.timing_steps, args.threads)
         print(f"fine-tune step, interleaved: old {timing['median_seconds_per_step']['old']:.3f} s, "
-              f"new {timing['median_seconds_per_step']['new']:.3f} s (new/old {timing['new_over_old']:.2f})",
-              flush=True)
+              f"new {timing['median_seconds_per_step']['new']:.3f} s (new/old {timing['new_over_old']:.2f}; "
+              f"CPU time new/old {timing['new_over_old_cpu']:.2f})", flush=True)
     rows = []
     for q in [s for s in args.plans.split(",") if s]:
         for ft in [s for s in args.fine_tunes.split(",") if s]:
@@ -163,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
     out = Path(args.out)
     doc = {"schema": SCHEMA, "machine": machine_info(),
-           "command": "python benchmarks/bench_lowbit.py " + " ".join(argv or sys.argv[1:]),
+           "command": shlex.join(["python", "benchmarks/bench_lowbit.py", *(argv or sys.argv[1:])]),
            "step_timing": timing, "results": rows}
     if not rows and out.is_file():  # timing only: keep the accuracy results already there
         import json
