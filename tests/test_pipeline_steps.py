@@ -207,3 +207,34 @@ def test_start_from_missing_state_is_one_error_line(full, tiny, data, tmp_path, 
     assert re.search(message, lines[0]), lines[0]
     assert (sorted(p.name for p in out.iterdir()) if out.exists() else None) == before
     assert not [n for n in tmp_path.iterdir() if n.name.startswith(".out.")]
+
+
+def test_batchnorm_model_lowered_from_memory_as_from_model_qat_onnx(zoo_build, tmp_path):
+    """A model whose BatchNorm statistics the search corrects under the plan: still one
+    import, and the in-memory fine-tuned model lowers to the bytes that re-importing the
+    folder's model.qat.onnx gives (the reference: hqc.lowerdir.lower on that file)."""
+    import numpy as np
+    import yaml
+
+    from hqc.lowerdir import lower
+    from tests import zoo
+    from tests.test_zoo_compile import _events
+
+    zm = zoo_build(zoo.sj_ms_resnet, {"dynamo": False, "variant": "ms"})
+    rng = np.random.default_rng(1)
+    data = tmp_path / "events.npz"
+    np.savez(data, x=_events(zm, 48, 2), y=rng.integers(0, 10, 48), x_val=_events(zm, 24, 3),
+             y_val=rng.integers(0, 10, 24))
+    mp = pytest.MonkeyPatch()
+    imports, loads = _counting(mp, "import_model"), _counting(mp, "load_data")
+    try:
+        out = tmp_path / "out"
+        res = _compile(zm.onnx_path, "--data", data, "-o", out, *FAST)
+    finally:
+        mp.undo()
+    assert res.exit_code == 0, res.stderr + res.stdout
+    assert (len(imports), len(loads)) == (1, 1)
+    assert yaml.safe_load((out / "plan.yaml").read_text())["search"]["bn_corrected"] > 0
+    ref = lower(out / "model.qat.onnx", out / "plan.yaml", data=data)
+    assert ref.onnx_model.SerializeToString() == (out / "model.int.onnx").read_bytes()
+    assert ref.kernel_files["hqc_model.c"] == (out / "kernels" / "hqc_model.c").read_text()

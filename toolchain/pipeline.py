@@ -289,8 +289,9 @@ def _run_search(state: CompileState, cfg: Any, finetune_epochs: int, plan: Any =
 
 
 def qat_frontend(fe: Frontend, weights: dict[str, Any]) -> Frontend:
-    """The fine-tuned model in memory: the frontend's IR with the trained weights, as
-    re-importing model.qat.onnx (the same graph with these weights) would give it."""
+    """The fine-tuned model in memory: the frontend's IR with the search's trained weights
+    and corrected BatchNorm statistics (`SearchResult.weights`), as re-importing
+    model.qat.onnx (the same graph with these constants) would give it."""
     g = fe.graph.copy()
     for name, w in weights.items():
         g.constants[name] = w.astype(g.constants[name].dtype)

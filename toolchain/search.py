@@ -175,7 +175,7 @@ class SearchResult:
     fake_quant_accuracy: float
     energy_ratio: float
     expected_energy_ratio: float | None
-    weights: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    weights: dict[str, np.ndarray] = field(repr=False, default_factory=dict)  # trained; + corrected BN statistics
     scales: LearnedScales = field(repr=False, default_factory=dict)
     scales_path: Path | None = None
 
@@ -817,6 +817,9 @@ def run_search(
     log.info("plan: %s; fake-quant accuracy %.4f (float %.4f); energy %.2f%% of fp32",
              plan_path, fq_acc, float_acc, 100 * energy_ratio)
     weights = {name: tm.parameter(name).detach().cpu().numpy().copy() for name in tm.weight_names}
+    for bn in corrected:  # the BatchNorm statistics corrected under the plan (model.qat.onnx has them too)
+        for t in tm.graph.node(bn).inputs[3:5]:
+            weights[t] = tm.graph.constants[t].copy()
     return SearchResult(chosen, doc, out, plan_path, qat_path, float_acc, fq_acc, energy_ratio,
                         expected, weights, learned, scales_path)
 
