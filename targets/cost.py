@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from hqc.choices import QuantChoice, parse_choice
 from hqc.errors import DataError, PlanError
 from hqc.layers import GROUPS, LayerInfo
+from hqc.plan import resolve_plan
 from hqc.targets.schema import OpEnergy, Target
 
 #: Width of the integer adder that accumulates products (or shifted weights, or weights
@@ -271,19 +272,6 @@ def _ratios(plan: CostTotals, base: CostTotals) -> dict[str, float | None]:
     return out
 
 
-def resolve_plan(layers: Sequence[LayerInfo],
-                 plan: Mapping[str, QuantChoice | str]) -> dict[str, QuantChoice]:
-    """Check that `plan` names every layer exactly once; PlanError otherwise."""
-    names = [layer.name for layer in layers]
-    unknown = [k for k in plan if k not in set(names)]
-    if unknown:
-        raise PlanError(f"plan names layers not in the model: {', '.join(map(str, unknown))}")
-    missing = [n for n in names if n not in plan]
-    if missing:
-        raise PlanError(f"plan has no choice for layers: {', '.join(missing)}")
-    return {n: _as_choice(plan[n]) for n in names}
-
-
 def model_cost(layers: Sequence[LayerInfo], plan: Mapping[str, QuantChoice | str],
                target: Target, firing_rates: Mapping[str, float] | None = None) -> ModelCost:
     """Per-layer, per-group and total cost of `plan` on `target`, with the fp32 baseline.
@@ -293,7 +281,7 @@ def model_cost(layers: Sequence[LayerInfo], plan: Mapping[str, QuantChoice | str
     "spikes" layer when given, and enables the spike-aware estimate.
     """
     layers = list(layers)
-    choices = resolve_plan(layers, plan)
+    choices = resolve_plan(plan, layers)
     rates = _check_rates(layers, firing_rates)
     rows = tuple(layer_cost(lay, choices[lay.name], target, rates[lay.name]) for lay in layers)
     base = tuple(layer_cost(lay, FP32, target, rates[lay.name]) for lay in layers)

@@ -46,7 +46,8 @@ from hqc.errors import ModelError
 from hqc.ir import Graph
 from hqc.layers import LayerInfo
 from hqc.lif import LIFParams
-from hqc.targets.cost import ACCUMULATOR_BITS, ModelCost, resolve_plan
+from hqc.plan import resolve_plan
+from hqc.targets.cost import ACCUMULATOR_BITS, ModelCost
 from hqc.targets.schema import OpEnergy, Target
 
 OP_KINDS: tuple[str, ...] = ("attention_matmul", "lif", "residual_add")
@@ -494,7 +495,7 @@ def full_cost(graph: Graph, layers: Sequence[LayerInfo], cost: ModelCost,
     """
     if accumulator not in ACCUMULATORS:
         raise ValueError(f"accumulator must be one of {ACCUMULATORS}, got {accumulator!r}")
-    choices = resolve_plan(layers, plan)
+    choices = resolve_plan(plan, layers)
     if deployed is not None:
         deployed.check_plan(choices)
     counts = count_ops(graph)
@@ -569,7 +570,7 @@ def deployed_model(model: str | Path, layers: Sequence[LayerInfo], plan: Mapping
     if lowering_dir is None:
         return lower_for_cost(model, plan, data=data, input_layout=input_layout)
     deployed = DeployedModel.from_dir(lowering_dir)
-    deployed.check_plan(resolve_plan(layers, plan))
+    deployed.check_plan(resolve_plan(plan, layers))
     return deployed, None
 
 
@@ -627,7 +628,7 @@ def cost_of_model(model: str | Path, target: Target, *, plan: str | Path | Mappi
         uniform = parse_choice(all_choice)
         choices, label = {layer.name: uniform for layer in layers}, f"all {uniform}"
     elif isinstance(plan, Mapping):
-        choices, label = resolve_plan(layers, plan), "<mapping>"
+        choices, label = resolve_plan(plan, layers), "<mapping>"
     else:
         choices, label = read_plan(plan, layers), str(plan)
     deployed, why = deployed_model(model, layers, choices, lowering_dir=lowering_dir, data=data,

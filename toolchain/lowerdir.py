@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from hqc.choices import QuantChoice, parse_choice
-from hqc.errors import ConfigError, DataError, ModelError, PlanError
+from hqc.choices import QuantChoice
+from hqc.errors import ConfigError, DataError, ModelError
 from hqc.ir import Graph
 from hqc.layers import LayerInfo
 
@@ -150,7 +150,7 @@ def lower(
     from hqc import ckernels, int_onnx
     from hqc.passes import lower_int
     from hqc.pipeline import run_frontend
-    from hqc.plan import read_plan
+    from hqc.plan import read_plan, resolve_plan
 
     model = Path(model)
     fe = frontend if frontend is not None else run_frontend(model, input_layout)
@@ -163,11 +163,7 @@ def lower(
             ref = load_plan_yaml(plan).get("scales")
             scales = Path(plan).parent / str(ref) if ref else None
     else:
-        names = {layer.name for layer in fe.layers}
-        unknown = [k for k in plan if k not in names]
-        if unknown:
-            raise PlanError(f"plan: no layer named {unknown[0]!r} in the model")
-        choices = {k: v if isinstance(v, QuantChoice) else parse_choice(v) for k, v in plan.items()}
+        choices = resolve_plan(plan, fe.layers)
         plan_src = "<mapping>"
     rng = tuple(input_range) if input_range is not None else lower_int.DEFAULT_INPUT_RANGE
     input_check: dict[str, Any] = {"checked": False}

@@ -18,7 +18,7 @@ other key is optional. Reading is strict about layer names and quantizer names.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,35 +41,58 @@ def load_plan_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def read_plan(path: str | Path, layers: Sequence[LayerInfo]) -> dict[str, QuantChoice]:
-    """Choices from a plan file: `layers: {name: {choice: uni4, ...}}` (or `name: uni4`).
+    """Choices from a plan file: `layers: {name: {choice: uni4, ...}}` (or `name: uni4`),
+    resolved against the model's layers by `resolve_plan` (errors name `file:key.path`).
 
-    Keys other than `layers` and `choice` are ignored (the search writes more). Every
-    model layer must have a choice; unknown layers or quantizers are a PlanError naming
-    `file:key.path`.
+    Keys other than `layers` and `choice` are ignored (the search writes more).
     """
-    data = load_plan_yaml(path)
+    return resolve_plan(load_plan_yaml(path)["layers"], layers, str(path))
+
+
+def resolve_plan(plan: Any, layers: Sequence[LayerInfo], where: str = "plan") -> dict[str, QuantChoice]:
+    """plan × layers → {layer name: QuantChoice} in the model's layer order: the one check
+    of a plan against a model (plan files, `{layer: choice}` mappings, the cost model, the
+    lowering, the report).
+
+    `plan` maps layer names to a QuantChoice, a quantizer name (`uni4`) or a plan entry
+    (`{choice: uni4, ...}`). One PlanError per kind of mistake, each naming `where:key.path`:
+
+        not a mapping        <where>:layers: expected a mapping layer name -> {choice: ...}
+        unknown layer        <where>:layers.<name>: no layer of that name in the model (layers: …)
+        wrong entry type     <where>:layers.<name>: expected a quantizer name or {choice: ...}, got …
+        entry without choice <where>:layers.<name>.choice: missing required key
+        unknown quantizer    <where>:layers.<name>[.choice]: unknown quantizer '…': …
+        missing layers       <where>:layers: no choice for layers: a, b
+    """
+    if not isinstance(plan, Mapping):
+        raise PlanError(f"{where}:layers: expected a mapping layer name -> {{choice: ...}}")
     names = [layer.name for layer in layers]
     known = set(names)
-    plan: dict[str, QuantChoice] = {}
-    for name, entry in data["layers"].items():
+    choices: dict[str, QuantChoice] = {}
+    for name, entry in plan.items():
         if name not in known:
             listed = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-            raise PlanError(f"{path}:layers.{name}: no layer of that name in the model "
+            raise PlanError(f"{where}:layers.{name}: no layer of that name in the model "
                             f"(layers: {listed})")
-        if isinstance(entry, dict):
+        key = f"layers.{name}"
+        if isinstance(entry, Mapping):
             if "choice" not in entry:
-                raise PlanError(f"{path}:layers.{name}.choice: missing required key")
-            value, key = entry["choice"], f"layers.{name}.choice"
-        else:
-            value, key = entry, f"layers.{name}"
+                raise PlanError(f"{where}:{key}.choice: missing required key")
+            entry, key = entry["choice"], f"{key}.choice"
+        if isinstance(entry, QuantChoice):
+            choices[name] = entry
+            continue
+        if not isinstance(entry, str):
+            raise PlanError(f"{where}:{key}: expected a quantizer name (fp32, uni<b>, pot<b>) "
+                            f"or {{choice: ...}}, got {type(entry).__name__}")
         try:
-            plan[name] = parse_choice(value)
+            choices[name] = parse_choice(entry)
         except PlanError as e:
-            raise PlanError(f"{path}:{key}: {e}") from None
-    missing = [n for n in names if n not in plan]
+            raise PlanError(f"{where}:{key}: {e}") from None
+    missing = [n for n in names if n not in choices]
     if missing:
-        raise PlanError(f"{path}:layers: no choice for layers: {', '.join(missing)}")
-    return plan
+        raise PlanError(f"{where}:layers: no choice for layers: {', '.join(missing)}")
+    return {n: choices[n] for n in names}
 
 
 def write_plan(path: str | Path, doc: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from hqc import __version__
 from hqc.choices import parse_choice
 from hqc.errors import PlanError
 from hqc.layers import LayerInfo
+from hqc.plan import resolve_plan
 from hqc.quant import fake_quant_numpy
 from hqc.report.schema import REPORT_FILES, REPORT_SCHEMA, ReportError, render_json
 from hqc.targets import ModelCost, Target, model_cost
@@ -348,24 +349,12 @@ def _target_part(target: Target, cost: ModelCost) -> dict[str, Any]:
 def _plan_entries(plan: Mapping[str, Any], layers: Sequence[LayerInfo]) -> dict[str, dict[str, Any]]:
     """Per layer: choice name, probability, candidates and history, checked for shape."""
     raw = plan.get("layers") if isinstance(plan, Mapping) else None
-    if not isinstance(raw, Mapping):
-        raise PlanError("plan:layers: expected a mapping layer name -> {choice: ...}")
-    names = [layer.name for layer in layers]
-    unknown = [k for k in raw if k not in set(names)]
-    if unknown:
-        raise PlanError(f"plan:layers: names layers not in the model: {', '.join(map(str, unknown))}")
-    missing = [n for n in names if n not in raw]
-    if missing:
-        raise PlanError(f"plan:layers: no choice for layers: {', '.join(missing)}")
+    choices = resolve_plan(raw, layers)
     out: dict[str, dict[str, Any]] = {}
-    for name in names:
-        e = raw[name]
+    for name, qc in choices.items():
+        e = raw[name] if isinstance(raw[name], Mapping) else {}
         key = f"plan:layers.{name}"
-        if not isinstance(e, Mapping):
-            e = {"choice": e}
-        if "choice" not in e:
-            raise PlanError(f"{key}.choice: missing required key")
-        choice = _parse(e["choice"], f"{key}.choice")
+        choice = qc.name
         cands = e.get("candidates")
         if cands is not None:
             if not isinstance(cands, Sequence) or isinstance(cands, str) or not cands:
