@@ -24,7 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from hqc.errors import TargetError
-from hqc.yamlio import AliasError, safe_load
+from hqc.yamlio import parse_yaml, read_yaml
 
 SCHEMA_VERSION = 1
 
@@ -215,31 +215,14 @@ def _entry_dict(e: OpEntry) -> dict[str, Any]:
 
 
 def load_table(path: str | Path) -> Target:
-    """Read and validate a cost table file; errors name `path:key.path`."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TargetError(f"{path}: no such cost table file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise TargetError(f"{path}: cannot read cost table ({_one_line(str(e))})") from None
-    return loads_table(text, origin=str(path))
+    """Read and validate a cost table file; errors name `path:key.path` (reading and YAML
+    errors: hqc.yamlio.read_yaml, the ladder every YAML file hqc reads goes through)."""
+    return parse_table(read_yaml(path, TargetError, "cost table"), origin=str(path))
 
 
 def loads_table(text: str, origin: str = "<string>") -> Target:
     """Validate a cost table given as YAML text; `origin` names it in error messages."""
-    try:
-        data = safe_load(text)
-    except AliasError as e:
-        raise TargetError(f"{origin}: {e}") from None
-    except yaml.YAMLError as e:
-        where = ""
-        mark = getattr(e, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise TargetError(f"{origin}: not valid YAML: {_one_line(problem)}{where}") from None
-    return parse_table(data, origin=origin)
+    return parse_table(parse_yaml(text, origin, TargetError), origin=origin)
 
 
 def dump_table(target: Target) -> str:

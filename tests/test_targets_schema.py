@@ -175,7 +175,7 @@ def test_schema_error_names_file_key_and_expectation(tmp_path, mutate, message):
 @pytest.mark.parametrize("content,message", [
     ("", "<top>: expected a mapping, the file is empty"),
     ("- 1\n- 2\n", "<top>: expected a mapping, got [1, 2]"),
-    ("schema: 1\nname: [unclosed\n", ": not valid YAML: "),
+    ("schema: 1\nname: [unclosed\n", ": not valid YAML at line 3, column 1: expected ',' or ']', but got '<stream end>'"),
     # The version is checked before the keys: a newer table reports its version.
     ("schema: 2\nfuture_key: 1\n", ":schema: unsupported schema version 2; expected 1"),
 ])
@@ -191,6 +191,24 @@ def test_file_level_errors(tmp_path, content, message):
 def test_missing_file(tmp_path):
     with pytest.raises(TargetError, match=r"nope\.yaml: no such cost table file"):
         load_table(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p.mkdir(), "is a folder, not a cost table file"),
+    (lambda p: p.write_bytes(b"schema: 1\nname: \xff\n"), "not UTF-8 text"),
+])
+def test_unreadable_file_is_the_yaml_loaders_message(tmp_path, make, message):
+    path = tmp_path / "t.yaml"
+    make(path)
+    with pytest.raises(TargetError) as e:
+        load_table(path)
+    assert str(e.value) == f"{path}: {message}"
+
+
+def test_loads_table_names_its_origin():
+    with pytest.raises(TargetError) as e:
+        loads_table("a: [\n", origin="pkg:table")
+    assert str(e.value).startswith("pkg:table: not valid YAML at line 2, column 1: ")
 
 
 # ------------------------------------------------------------------------ round trip
