@@ -474,3 +474,38 @@ def test_batchnorm_statistics_follow_the_quantized_model(tmp_path, plan_q):
             assert fe.graph.constants[t].dtype == v.dtype
     if plan_q == "uni2":
         assert any(not np.allclose(fe.graph.constants[t], v) for t, v in before.items())
+
+
+@pytest.mark.slow  # ~40 s each on the shared 2-core machine
+@pytest.mark.parametrize("builder", ["sj_spiking_vgg", "sj_ms_resnet"])
+def test_zoo_model_with_batchnorm_fine_tunes_and_lowers_bit_exact(zoo_build, tmp_path, builder):
+    """SpikingJelly zoo nets that keep BatchNormalization nodes (dynamo export): the
+    fine-tune with learned scales, the BatchNorm correction, then lower + verify: numpy =
+    onnxruntime = C, the integer model predicts the fake-quant model's class."""
+    import tests.zoo as zoo
+    from hqc.lowerdir import lower_model
+    from hqc.verification import verify_dir
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from zoo_lowering_table import _samples
+
+    kwargs = {"sj_spiking_vgg": {"dynamo": True}, "sj_ms_resnet": {"dynamo": True, "variant": "ms"}}[builder]
+    zm = zoo_build(getattr(zoo, builder), kwargs)
+    fe = run_frontend(zm.onnx_path)
+    assert "BatchNormalization" in fe.graph.ops()
+    x = _samples(zm, 24, seed=11)
+    y = np.random.default_rng(12).integers(0, 10, size=len(x))
+    data = tmp_path / "events.npz"
+    np.savez(data, x=x, y=y, x_val=x[:16], y_val=y[:16])
+    cycle = ["uni2", "pot2", "uni4", "pot4"]
+    user = tmp_path / "plan.yaml"
+    user.write_text("layers:\n" + "".join(f"  {layer.name}: {cycle[i % 4]}\n" for i, layer in enumerate(fe.layers)))
+    res = _run(zm.onnx_path, data, tmp_path / "out", plan=user, cfg={"finetune_epochs": 1, "batch_size": 8})
+    assert res.document["search"]["bn_corrected"] > 0
+    assert set(res.scales) == {layer.name for layer in fe.layers}
+    low = lower_model(res.qat_model_path, res.plan_path, tmp_path / "int", data=str(data))
+    assert low.doc["scales"]["layers"] == sorted(res.scales)
+    v = verify_dir(tmp_path / "int", data, "val")
+    assert v.agree == {"onnxruntime": v.samples, "c": v.samples}, v.agree
+    assert v.float_vs_int_predictions >= v.samples - 1 and v.spike_agreement >= 0.99, (
+        v.float_vs_int_predictions, v.spike_agreement)
