@@ -7,7 +7,7 @@
     read_lowering_doc(DIR) → its lowering.json (hqc.lowering/1), checked
     lowered_source(doc, DIR) → the float model the folder was lowered from
 
-`hqc lower` (hqc.cli_lower) and `hqc compile` call these; verification is hqc.verification.
+The commands `hqc lower` and `hqc compile` call these; verification is hqc.verification.
 """
 
 from __future__ import annotations

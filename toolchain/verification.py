@@ -5,7 +5,7 @@
         integer model's accuracy, the fake-quant float model's accuracy and the fraction
         of identical spikes between the two.
 
-`hqc verify` (hqc.cli_lower) and `hqc compile` call it.
+The commands `hqc verify` and `hqc compile` call it.
 """
 
 from __future__ import annotations
