@@ -11,8 +11,9 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from hqc.cli import inspect_dict, main
+from hqc.cli import main
 from hqc.config import STAGES
+from hqc.inspection import inspect_dict
 from hqc.passes import Context, analysis, run_passes
 from hqc.pipeline import FRONTEND, STEPS, Frontend, neurons_of, run_frontend
 from tests.test_search import TINY, make_data
