@@ -84,8 +84,8 @@ def test_compile_json_equals_the_report(compiled):
 def test_compile_summary_prints_the_json_figures(compiled):
     doc, _ = compiled
     text = "\n".join(summary_lines(doc))
-    assert f"energy       {100 * doc['energy']['ratio']:.2f}% of fp32" in text
-    assert f"deployed integer {100 * doc['accuracy']['integer']:.2f}%" in text
+    assert f"energy       {100 * doc['energy']['ratio']:.2f} % of fp32" in text
+    assert f"deployed integer {100 * doc['accuracy']['integer']:.2f} %" in text
     assert f"average {doc['storage']['average_bits']:.2f} bits per weight" in text
     assert "plan         " + ", ".join(f"{k} ×{v}" for k, v in doc["choices"].items()) in text
 
@@ -173,7 +173,7 @@ def test_lower_json_is_lowering_json_and_the_table(lowered, searched, work):
     _, s = searched
     human = _run("lower", s / "model.qat.onnx", "--plan", s / "plan.yaml", "-o", d / "low2", "--data", data)
     t = doc["totals"]
-    assert f"weights  {t['packed_weight_bytes']} bytes packed (fp32: {t['fp32_weight_bytes']} bytes" in human
+    assert f"weights  {t['packed_weight_bytes']:,} bytes packed (fp32: {t['fp32_weight_bytes']:,} bytes" in human
     assert t["packed_weight_bytes"] == sum(x["packed_bytes"] for x in doc["layers"])
 
 

@@ -13,6 +13,7 @@ import click
 
 from hqc.cli_options import SHARED_FIELDS, build_config, shared_options
 from hqc.config import STAGES, CompileConfig
+from hqc.fmt import format_energy, format_pct
 
 _FIELDS = {**SHARED_FIELDS, "stop_after": "stop_after", "verify_limit": "verify_limit", "split": "split"}
 
@@ -40,7 +41,7 @@ class _Progress:
 
 
 def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.2f}%"
+    return format_pct(x, 2)
 
 
 def summary_lines(doc: dict[str, Any]) -> list[str]:
@@ -58,7 +59,7 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     if e is not None:
         lines.append(
             f"energy       {_pct(e['ratio'])} of fp32 (paper model, {doc['target']}): "
-            f"{e['total_pj'] / 1e6:.3g} µJ vs {e['fp32_total_pj'] / 1e6:.3g} µJ per inference"
+            f"{format_energy(e['total_pj'])} vs {format_energy(e['fp32_total_pj'])} per inference"
         )
         if e["spike_aware_ratio"] is not None:
             lines.append(f"             {_pct(e['spike_aware_ratio'])} of fp32 (spike-aware estimate, measured firing rates)")

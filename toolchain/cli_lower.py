@@ -9,7 +9,7 @@ import json
 import click
 
 from hqc.cli_options import config_file_option
-from hqc.fmt import format_accuracy, table
+from hqc.fmt import format_accuracy, format_int, table
 from hqc.lowerdir import INT_ONNX, KERNELS, LOWERED_IR, LOWERING_JSON, lower_model
 from hqc.results import verify_document
 from hqc.verification import verify_dir
@@ -36,13 +36,13 @@ def lower_cmd(model: str, plan: str, out: str | None, data: str | None, input_la
         return
     rows = [["layer", "quantizer", "params", "packed bytes", "input", "F"]]
     for x in r.doc["layers"]:
-        rows.append([x["name"], x["quantizer"], str(x["params"]), str(x["packed_bytes"]), x["input"],
+        rows.append([x["name"], x["quantizer"], format_int(x["params"]), format_int(x["packed_bytes"]), x["input"],
                      "-" if x["fraction_bits"] is None else str(x["fraction_bits"])])
     for line in table(rows, {2, 3, 5}):
         click.echo(line)
     t = r.doc["totals"]
     click.echo("")
-    click.echo(f"weights  {t['packed_weight_bytes']} bytes packed (fp32: {t['fp32_weight_bytes']} bytes, "
+    click.echo(f"weights  {format_int(t['packed_weight_bytes'])} bytes packed (fp32: {format_int(t['fp32_weight_bytes'])} bytes, "
                f"{t['compression']}x smaller)")
     chk = r.doc["input"]["check"]
     if chk["checked"]:

@@ -15,6 +15,7 @@ import click
 
 from hqc.cli_options import SHARED_FIELDS, build_config, refuse_compile_only, shared_options
 from hqc.config import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_FINETUNE_EPOCHS, DEFAULT_LAMBDA
+from hqc.fmt import format_pct
 
 # The defaults of hqc.config, shared with `hqc compile` and hqc.search.SearchConfig.
 DEFAULTS: dict[str, Any] = {"lam": DEFAULT_LAMBDA, "epochs": DEFAULT_EPOCHS,
@@ -98,5 +99,5 @@ def search(ctx: click.Context, model: str | None, config_path: str | None, as_js
     click.echo(f"plan        {doc['plan']}")
     click.echo(f"qat model   {doc['qat_model']}")
     click.echo(f"accuracy    float {acc['float']:.4f}, fake-quant {acc['fake_quant']:.4f} ({acc['split']} split)")
-    click.echo(f"energy      {100 * doc['energy_ratio']:.2f}% of fp32 (paper model, {doc['target']})")
+    click.echo(f"energy      {format_pct(doc['energy_ratio'], 2)} of fp32 (paper model, {doc['target']})")
     click.echo("choices     " + ", ".join(f"{k} ×{v}" for k, v in doc["choices"].items()))
