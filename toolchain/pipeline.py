@@ -416,7 +416,7 @@ STEPS: tuple[tuple[str, Callable[[CompileState, Any], CompileState]], ...] = (
     ("emit", step_emit),
 )
 
-#: What each step leaves in the folder (optional files in parentheses are listed in OPTIONAL).
+#: What each step leaves in the folder (the files in OPTIONAL only when there are learned scales).
 SAVES: dict[str, tuple[str, ...]] = {
     "import": (INSPECT_FILE,),
     "canonicalize": (INSPECT_FILE,),
