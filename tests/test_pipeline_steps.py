@@ -33,7 +33,8 @@ def tiny(zoo_build):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return make_data(tmp_path_factory.mktemp("data") / "d.npz")
+    # 29 validation samples: accuracies are not exact in plan.yaml's 6 digits
+    return make_data(tmp_path_factory.mktemp("data") / "d.npz", n_val=29)
 
 
 def _compile(*args):

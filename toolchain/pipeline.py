@@ -491,11 +491,23 @@ def _resume_search(state: CompileState, cfg: Any, start_from: str) -> None:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     acc, energy = doc.get("accuracy") or {}, doc.get("energy") or {}
-    state.search = SearchResult(plan, doc, state.out, plan_path, qat_path, acc.get("float"), acc.get("fake_quant"),
+    split = state.dataset.splits.get(acc.get("split"))
+    n = len(split) if split is not None else None
+    float_acc, fq_acc = _count_ratio(acc.get("float"), n), _count_ratio(acc.get("fake_quant"), n)
+    state.search = SearchResult(plan, doc, state.out, plan_path, qat_path, float_acc, fq_acc,
                                 energy.get("ratio"), energy.get("expected_ratio"), weights, scales, scales_path)
     state.qat = qat
-    state.summary.update(float_accuracy=acc.get("float"), fake_quant_accuracy=acc.get("fake_quant"),
+    state.summary.update(float_accuracy=float_acc, fake_quant_accuracy=fq_acc,
                          energy_ratio=energy.get("ratio"), search_seconds=0.0)
+
+
+def _count_ratio(x: float | None, n: int | None) -> float | None:
+    """An accuracy plan.yaml rounded to 6 digits, back to correct/n exactly as the search
+    computed it (n: the samples of the split it was measured on; unknown for a holdout)."""
+    if x is None or not n:
+        return x
+    k = round(x * n)
+    return k / n if abs(k / n - x) <= 5e-7 else x
 
 
 def _resume_lowering(state: CompileState, start_from: str) -> None:
