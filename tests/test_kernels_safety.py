@@ -71,7 +71,7 @@ def test_sanitizers_clean_on_verify_inputs(tiny):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["ndigits", "motion"])
-def test_sanitizers_clean_on_shipped_model(dataset, tmp_path):
+def test_sanitizers_clean_on_shipped_model_and_its_static_ram(dataset, tmp_path):
     from hqc.passes.lower_int import lower_graph
     from hqc.pipeline import run_frontend
 
@@ -83,6 +83,9 @@ def test_sanitizers_clean_on_shipped_model(dataset, tmp_path):
         x = groups_of(z["x_val"][:6].astype(np.float32), fe)
     ref = intref.run(lm.graph, x)[0]
     _check_sanitized(tmp_path, x, ref)
+    # issue 15's bar: the test binary's static RAM (data + bss, the arena included) ≤ 512 KiB
+    mem = ckernels.memory_section(ckernels.emit_kernels(lm.graph).files)
+    assert mem["arena_bytes"] <= mem["static_ram_bytes"] <= 512 * 1024, mem
 
 
 def test_makefile_honours_cc_and_cflags_from_the_environment(tiny, tmp_path):

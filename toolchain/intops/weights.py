@@ -324,7 +324,7 @@ def _c_qconv(e: CEmitter, node: Node) -> None:
     geo = ConvGeometry(N, C, H, W, CO, HO, WO, KH, KW, SY, SX, DY, DX, PT, PL, int(a.get("group", 1)))
     lines = [f"// hqc-kernel begin {a['layer']} {quant} {'spikes' if in_spikes else 'integers'}",
              f"static void {fn}({KERNEL_PARAMS})", "{"]
-    tgt = Y + "_d" if quant == "fp32" else Y
+    tgt = Y
     lif = _fused_lif(e, node, geo)
     # every partial sum, single weight and single product lies in the output's proven
     # range: int16 scratch (accumulator, weight table, input values) when it and the
@@ -332,12 +332,8 @@ def _c_qconv(e: CEmitter, node: Node) -> None:
     (lo, hi), (xlo, xhi) = e.bounds[y], e.bounds[x]
     narrow = quant != "fp32" and -(2**15) <= min(lo, xlo) and max(hi, xhi) < 2**15
     lines += _conv_events(e, fn, quant, bits, acc, wname, X, tgt, geo, in_spikes, lif, narrow, max(-xlo, xhi))
-    if quant == "fp32":
-        lines.append(f"    for (n = 0, yn = 0; n < {N}; n++, yn += {CO * HO * WO})")
-        lines.append(f"        for (co = 0, yc = yn; co < {CO}; co++, yc += {HO * WO})")
-        lines.append(f"            for (i = 0; i < {HO * WO}; i++) {Y}[yc + i] = ({acc})({Y}_d[yc + i] * {fn}_u[co]);")
     lines += ["}", "// hqc-kernel end"]
-    _finish(e, lines, Y, quant, N * CO * HO * WO)
+    e.funcs.append("\n".join(lines))  # (fp32: each step's double sums scaled into the output, no double copy)
 
 def conv_lif_pairs(g: Graph) -> dict[str, Node]:
     """Convolutions whose output only a LIF reads (through reshapes), in the layout the
@@ -350,7 +346,7 @@ def conv_lif_pairs(g: Graph) -> dict[str, Node]:
             readers.setdefault(t, []).append(node)
     pairs = {}
     for node in g.nodes():
-        if node.op != "QConv" or node.attrs["quant"] == "fp32" or int(node.attrs["nd"]) not in (1, 2):
+        if node.op != "QConv" or int(node.attrs["nd"]) not in (1, 2):
             continue
         t = node.outputs[0]
         while t not in g.outputs and len(readers.get(t, [])) == 1 and readers[t][0].op == "Reshape":
@@ -542,7 +538,8 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         lines.append(f"        for (i0 = 0, s0 = 0, y0 = yn; i0 < {plane}; i0 += 16, s0 += {16 * g.CO}, y0 += 16) {{")
         lines.append(f"            ie = {plane} - i0 < 16 ? {plane} - i0 : 16;")
         lines.append(f"            for (co = 0, yc = y0; co < {g.CO}; co++, yc += {plane})")
-        lines.append(f"                for (i = 0, si = s0 + co; i < ie; i++, si += {g.CO}) {tgt}[yc + i] = acc_s[si];")
+        val = f"({acc})(acc_s[si] * {fn}_u[co])" if quant == "fp32" else "acc_s[si]"  # fp32: × 2^−e, exact
+        lines.append(f"                for (i = 0, si = s0 + co; i < ie; i++, si += {g.CO}) {tgt}[yc + i] = {val};")
         lines.append("        }")
     else:
         # the LIF's step on the accumulator in its own order (position, then channel: the
@@ -554,7 +551,8 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         lines.append(f"            for (co = 0, yc = y0; co < {g.CO}; co++, si++, yc += {plane}) {{")
         lines.append(f"                {lif.mem} xv, num, h;")
         lines.append("                int s;")
-        lines += lif_update(lif.fn, lif.node.attrs, lif.mem, "                ", "acc_s[si]", "vb + si", "co")
+        xval = f"({acc})(acc_s[si] * {fn}_u[co])" if quant == "fp32" else "acc_s[si]"
+        lines += lif_update(lif.fn, lif.node.attrs, lif.mem, "                ", xval, "vb + si", "co")
         lines.append(f"                {lif.Y}[yc] = (uint8_t)s;")
         lines.append("            }")
     lines.append("    }")
