@@ -22,7 +22,6 @@ from hqc.choices import QuantChoice
 from hqc.errors import ModelError
 from hqc.ir import Graph
 from hqc.layers import LayerInfo
-from hqc.passes.annotate_layers import weight_transposed
 from hqc.quant import (
     LearnedScales,
     channel_scales,
@@ -40,6 +39,9 @@ FP32_GRID_BITS = 30  # fp32 weights: per-channel fixed point with up to 30 bits 
 
 def layer_weight(graph: Graph, layer: LayerInfo) -> np.ndarray:
     """The layer's weight in the PyTorch convention (out channels on axis 0), float32."""
+    # imported here: hqc.passes (every pass, lower-int too) imports this module
+    from hqc.passes.annotate_layers import weight_transposed
+
     w = np.asarray(graph.const(layer.weight), np.float32)
     return np.ascontiguousarray(w.T) if weight_transposed(graph, layer) else w
 
