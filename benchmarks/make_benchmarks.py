@@ -594,6 +594,32 @@ def build(root: Path = BENCH, fig_dir: Path = FIG_DIR, smoke: bool = False) -> s
               "Weight bytes: `C weight bytes` are the packed codes of the weight layers (`lowering.json`), "
               "`fp32 weight bytes` the same layers at 4 B per weight; the ONNX file also holds biases, "
               "BatchNorm and other constants (`ONNX initializer bytes`)."]
+        # --- memory and instructions (issue 15): rows of bench_latency runs that carry them
+        mem_rows = []
+        for name, m in lat["models"].items():
+            for p in m["plans"]:
+                mm, ir = p.get("memory"), p.get("instructions_per_inference")
+                if not mm:
+                    continue
+                ram = mm.get("static_ram_bytes")
+                mem_rows.append([name, p["plan"], " ".join(m.get("cflags", ["-O2", "-std=c99"])), f"{mm['arena_bytes']:,}",
+                                 f"{mm['peak_live_bytes']:,}", f"{ram:,}" if ram is not None else "—",
+                                 f"{mm['constant_bytes']:,}", f"{mm['flash_bytes']:,}" if mm.get("flash_bytes") else "—",
+                                 f"{ir / 1e6:.1f} M" if ir else "—",
+                                 f"{m.get('load_average_1min_start', '—')}–{m.get('load_average_1min_end', '—')}"])
+        if mem_rows:
+            L += ["", "RAM, flash and instructions of the same builds: the arena the caller passes and the most bytes "
+                  "live at one step (the planner's lower bound), the static RAM of the test binary (data + bss "
+                  "by `size`: the arena, the driver's input buffer, the C library's), the constant bytes "
+                  "(packed weights, neuron parameters, tables), the flash of `hqc_model.o` (text + rodata + data, "
+                  "built with the Makefile's defaults at lowering time) and the instructions per inference "
+                  "(callgrind, the timing driver with its C flags; independent of the machine's load; none for "
+                  "-march=native builds, which valgrind cannot run). The load average of each model's timing run "
+                  "is in the last column: on a loaded machine the latencies above move by tens of percent, the "
+                  "instruction counts do not.", ""]
+            L += table(["model", "plan", "C flags", "arena B", "peak live B", "static RAM B", "constant B", "flash B",
+                        "instructions", "load avg (timing)"], mem_rows)
+        # --- end memory and instructions
     else:
         L += ["Missing: build/bench/latency.json (run `bench_latency.py`)."]
     L += ["", "## Reproduce", "",
