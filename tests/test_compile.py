@@ -85,15 +85,16 @@ def test_report_agrees_with_cost_model_and_verification(compiled, tiny):
 
 def test_report_histograms_are_of_the_lowered_weights(compiled, tiny):
     """The compile's report shows weight histograms: before, the imported weights; after,
-    the quantized fine-tuned weights it lowered."""
+    the quantized fine-tuned weights it lowered, with the learned scales."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
 
     from hqc.passes.annotate_layers import weight_transposed
-    from hqc.quant import fake_quant_numpy
+    from hqc.quant import SCALES_FILE, fake_quant_numpy, load_scales
 
     out, _, _ = compiled
+    scales = load_scales(out / SCALES_FILE)  # what the lowering used (lowering.json names it)
     rep = json.loads((out / "report.json").read_text())
     assert rep["histograms"], "the report has no weight histograms"
     qat = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(out / "model.qat.onnx")).graph.initializer}
@@ -110,7 +111,12 @@ def test_report_histograms_are_of_the_lowered_weights(compiled, tiny):
         edges = np.asarray(h["edges"])
         assert h["before_weights"] == "imported"
         assert h["before"] == np.histogram(w0.astype(np.float64), bins=edges)[0].tolist()
-        q = fake_quant_numpy(w.astype(np.float32), parse_choice(h["choice"]))
+        learned = scales.get(layer.name)
+        if h["choice"] == "fp32":
+            assert learned is None
+        else:  # the fine-tune learned this layer's scales for its choice
+            assert learned is not None and learned[0] == h["choice"], (h["layer"], h["choice"], learned)
+        q = fake_quant_numpy(w.astype(np.float32), parse_choice(h["choice"]), None if learned is None else learned[1])
         assert h["after"] == np.histogram(q.astype(np.float64), bins=edges)[0].tolist()
 
 

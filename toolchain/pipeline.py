@@ -382,7 +382,7 @@ def step_emit(state: CompileState, cfg: Any) -> CompileState:
         weights=_layer_weights(fe, sr.weights),
         # full accounting: imported weights for the "before" histograms, deployed figures
         imported_weights=_layer_weights(fe, {layer.weight: fe.graph.const(layer.weight) for layer in fe.layers}),
-        graph=fe.graph, deployed=state.deployed, firing_rates_source=rates_source,
+        graph=fe.graph, deployed=state.deployed, firing_rates_source=rates_source, scales=sr.scales,
     )
     write_report(state.out, report)
     state.report = report

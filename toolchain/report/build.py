@@ -169,6 +169,7 @@ def build_report(
     deployed: Any = None,
     accumulator: str = "paper",
     firing_rates_source: str | None = None,
+    scales: Mapping[str, tuple[str, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """The report document (schema hqc.report/1) as canonical JSON data.
 
@@ -278,7 +279,7 @@ def build_report(
         "total": total,
         "baseline_fp32": base_total,
         "ratios": dict(cost.ratios),
-        "histograms": _histograms(layers, choices, weights, imported_weights),
+        "histograms": _histograms(layers, choices, weights, imported_weights, scales),
         "full": full,
         "firing_rates_source": firing_rates_source if cost.spike_aware_available else None,
     }
@@ -443,9 +444,12 @@ def _checked_weight(weights: Mapping[str, np.ndarray], layer: LayerInfo, what: s
 
 def _histograms(layers: Sequence[LayerInfo], choices: Mapping[str, str],
                 weights: Mapping[str, np.ndarray] | None,
-                imported: Mapping[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
+                imported: Mapping[str, np.ndarray] | None = None,
+                scales: Mapping[str, tuple[str, np.ndarray]] | None = None) -> list[dict[str, Any]]:
     """Per picked layer: the imported weights (else the latent ones) before, Q(latent)
-    after; the RMSE is the quantization error Q(latent) − latent."""
+    after — with the fine-tune's learned scales where it learned them for the layer's
+    choice (`scales`: {layer: (choice, per-channel scales)}, what the lowering uses), else
+    the MSE-grid scales; the RMSE is the quantization error Q(latent) − latent."""
     if not weights:
         return []
     out = []
@@ -456,7 +460,8 @@ def _histograms(layers: Sequence[LayerInfo], choices: Mapping[str, str],
         if imported is not None and layer.name in imported:
             shown = _checked_weight(imported, layer, "imported_weights")
         choice = parse_choice(choices[layer.name])
-        q = fake_quant_numpy(w, choice)
+        learned = (scales or {}).get(layer.name)
+        q = fake_quant_numpy(w, choice, learned[1] if learned is not None and learned[0] == choice.name else None)
         lim = float(max(np.abs(shown).max(), np.abs(q).max()))
         lim = lim if lim > 0 else 1.0
         edges = np.linspace(-lim, lim, HISTOGRAM_BINS + 1)
