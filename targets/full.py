@@ -68,7 +68,7 @@ STORAGE_CATEGORIES: tuple[str, ...] = ("weights", "thresholds", "biases", "neuro
 _CATEGORY = {
     "w": "weights", "th": "thresholds", "b": "biases",
     "sg": "neuron_other", "rb": "neuron_other", "v0": "neuron_other",
-    "u": "rescale", "m": "rescale", "mult": "rescale", "sgn": "rescale",
+    "u": "rescale", "m": "rescale", "mult": "rescale", "sgn": "rescale", "lut": "rescale",
     "rowc": "index_tables", "colc": "index_tables", "idx": "index_tables", "oxlo": "index_tables",
     "oxhi": "index_tables", "ixlo": "index_tables", "iy0": "index_tables", "iy1": "index_tables",
 }
