@@ -229,3 +229,22 @@ def test_sigint_leaves_no_folder_and_a_second_run_succeeds(sig, tiny, data, tmp_
     assert res.exit_code == 0, res.stderr
     assert (out / "report.json").exists()
 
+
+
+def test_report_carries_the_c_models_memory(compiled):
+    """report.json's `memory` is lowering.json's (the header's arena and constants, `size` of
+    the built test binary), and report.md prints it."""
+    import re
+
+    out, _, _ = compiled
+    rep = json.loads((out / "report.json").read_text())
+    low = json.loads((out / "lowering.json").read_text())
+    assert rep["memory"] == low["memory"]
+    header = (out / "kernels" / "hqc_model.h").read_text()
+    macro = {k: int(v) for k, v in re.findall(r"#define (HQC_\w+) (\d+)", header)}
+    assert rep["memory"]["arena_bytes"] == macro["HQC_ARENA_BYTES"]
+    assert rep["memory"]["constant_bytes"] == macro["HQC_CONST_BYTES"]
+    assert rep["memory"]["peak_live_bytes"] <= rep["memory"]["arena_bytes"]
+    assert rep["memory"]["static_ram_bytes"] >= rep["memory"]["arena_bytes"]  # the test binary holds the arena
+    md = (out / "report.md").read_text()
+    assert "**C model memory**: arena " in md and "static RAM of the test binary" in md

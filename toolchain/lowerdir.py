@@ -250,10 +250,16 @@ def lower(
 
 def write_lowering(low: Lowering, directory: str | Path) -> None:
     """Write model.int.onnx, kernels/, lowered.onnx and lowering.json into an existing folder
-    (not atomic by itself: `lower_model` and `hqc compile` call it inside `atomic_dir`)."""
+    (not atomic by itself: `lower_model` and `hqc compile` call it inside `atomic_dir`).
+    lowering.json gets the `memory` section (arena, peak-live bound, constant/flash bytes,
+    static RAM measured by `size` on the built kernels) of every lowering folder."""
     import onnx
 
     from hqc import intref
+    from hqc.ckernels import memory_section
+
+    if "memory" not in low.doc:
+        low.doc["memory"] = memory_section(low.kernel_files)
 
     d = Path(directory)
     onnx.save(low.onnx_model, str(d / INT_ONNX))
@@ -288,11 +294,6 @@ def lower_model(
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / LOWERING_JSON).is_file())):
         raise ConfigError(f"{out}: exists and is not an hqc lowering folder; remove it or choose another -o")
     low = lower(model, plan, **options)
-    # --- memory (issue 15): arena, peak-live bound, constant/flash bytes, static RAM by `size`
-    from hqc.ckernels import memory_section
-
-    low.doc["memory"] = memory_section(low.kernel_files)
-    # --- end memory
     with atomic_dir(out) as tmp:
         write_lowering(low, tmp)
     t = low.doc["totals"]

@@ -383,6 +383,7 @@ def step_emit(state: CompileState, cfg: Any) -> CompileState:
         # full accounting: imported weights for the "before" histograms, deployed figures
         imported_weights=_layer_weights(fe, {layer.weight: fe.graph.const(layer.weight) for layer in fe.layers}),
         graph=fe.graph, deployed=state.deployed, firing_rates_source=rates_source, scales=sr.scales,
+        memory=state.lowering.doc.get("memory") if state.lowering is not None else None,
     )
     write_report(state.out, report)
     state.report = report

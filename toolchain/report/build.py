@@ -170,6 +170,7 @@ def build_report(
     accumulator: str = "paper",
     firing_rates_source: str | None = None,
     scales: Mapping[str, tuple[str, np.ndarray]] | None = None,
+    memory: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report document (schema hqc.report/1) as canonical JSON data.
 
@@ -283,6 +284,8 @@ def build_report(
         "full": full,
         "firing_rates_source": firing_rates_source if cost.spike_aware_available else None,
     }
+    if memory is not None:  # the C model's RAM and flash (lowering.json `memory`)
+        doc["memory"] = dict(memory)
     return json.loads(render_json(doc))
 
 

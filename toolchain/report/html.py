@@ -23,7 +23,7 @@ from hqc.fmt import (
     format_ratio,
     format_seconds,
 )
-from hqc.report.markdown import full_rows, model_title, storage_text
+from hqc.report.markdown import full_rows, memory_text, model_title, storage_text
 from hqc.report.svg import (
     GROUP_COLOURS,
     EvolutionPanel,
@@ -387,7 +387,9 @@ def _full(r: Mapping[str, Any]) -> str:
         '<th class="n">count</th><th class="n">energy plan</th><th class="n">energy fp32</th>'
         f"</tr></thead><tbody>{body}</tbody></table></div>"
         f"<p>Ratio plan / fp32: {esc(format_ratio(full['ratios']['energy_total_pj']))}{spike}.{rates}</p>"
-        f"<p>Storage as deployed: {esc(storage_text(full))}.</p></section>"
+        f"<p>Storage as deployed: {esc(storage_text(full))}.</p>"
+        + (f"<p>C model memory: {esc(memory_text(r['memory']))}.</p>" if r.get("memory") is not None else "")
+        + "</section>"
     )
 
 

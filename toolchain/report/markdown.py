@@ -144,6 +144,8 @@ def summary_lines(report: Mapping[str, Any]) -> list[tuple[str, str]]:
                     f"{format_bytes(st['total_bytes'])} of C constants (weights "
                     f"{format_bytes(st['bytes_by_category']['weights'])}; weights only at their "
                     f"code width {format_bytes(st['weights_only_bytes'])})"))
+    if report.get("memory") is not None:
+        out.append(("C model memory", memory_text(report["memory"])))
     avg = t["average_bits"]
     out.append(("average weight bits",
                 "n/a" if avg is None else f"{avg:.3g} (params-weighted; fp32 = 32)"))
@@ -187,6 +189,16 @@ def storage_text(full: Mapping[str, Any]) -> str:
                       for c, n in st["bytes_by_category"].items() if n)
     return (f"{format_bytes(st['total_bytes'])} in {st['arrays']} C constant arrays ({parts}); "
             f"the weights alone at their code width: {format_bytes(st['weights_only_bytes'])}")
+
+
+def memory_text(mem: Mapping[str, Any]) -> str:
+    """One line on the RAM and flash the C model needs (lowering.json `memory`)."""
+    def b(key: str) -> str:
+        return "not measured" if mem.get(key) is None else format_bytes(mem[key])
+
+    return (f"arena {b('arena_bytes')} (peak-live lower bound {b('peak_live_bytes')}), constants "
+            f"{b('constant_bytes')}, stack ≈ {b('stack_bytes_estimate')}; measured: static RAM of the "
+            f"test binary {b('static_ram_bytes')}, flash of hqc_model.o {b('flash_bytes')}")
 
 
 def _full_lines(report: Mapping[str, Any]) -> list[str]:

@@ -145,7 +145,11 @@ FULL_SPEC: dict[str, Any] = {
 }
 
 #: Keys a report may lack (older reports); checked when present.
-OPTIONAL_SPEC: dict[str, Any] = {"full": (FULL_SPEC, "?"), "firing_rates_source": "str?"}
+# the C model's memory (lowering.json `memory`, docs/lowering.md); more keys may be present
+MEMORY_SPEC: dict[str, Any] = {"arena_bytes": "int", "peak_live_bytes": "int", "constant_bytes": "int",
+                               "stack_bytes_estimate": "int", "static_ram_bytes": "int?", "flash_bytes": "int?"}
+OPTIONAL_SPEC: dict[str, Any] = {"full": (FULL_SPEC, "?"), "firing_rates_source": "str?",
+                                 "memory": (MEMORY_SPEC, "?")}
 
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "num": "a number", "bool": "true or false",
                "list": "a list", "map": "an object", "dict": "an object"}
