@@ -383,7 +383,7 @@ def step_emit(state: CompileState, cfg: Any) -> CompileState:
         # full accounting: imported weights for the "before" histograms, deployed figures
         imported_weights=_layer_weights(fe, {layer.weight: fe.graph.const(layer.weight) for layer in fe.layers}),
         graph=fe.graph, deployed=state.deployed, firing_rates_source=rates_source, scales=sr.scales,
-        memory=state.lowering.doc.get("memory") if state.lowering is not None else None,
+        memory=_lowering_doc(state).get("memory"),
     )
     write_report(state.out, report)
     state.report = report
@@ -509,6 +509,13 @@ def _count_ratio(x: float | None, n: int | None) -> float | None:
         return x
     k = round(x * n)
     return k / n if abs(k / n - x) <= 5e-7 else x
+
+
+def _lowering_doc(state: CompileState) -> dict[str, Any]:
+    """lowering.json's document: the lowering of this run, or the one a resumed run found."""
+    if state.lowering is not None:
+        return state.lowering.doc
+    return json.loads((state.out / "lowering.json").read_text(encoding="utf-8"))
 
 
 def _resume_lowering(state: CompileState, start_from: str) -> None:
