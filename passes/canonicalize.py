@@ -13,12 +13,16 @@ Idempotent: a second run finds nothing to do and reports modified=False.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from hqc.ir import Graph
 from hqc.numpy_ops import IMPLS, evaluate
 from hqc.passes.base import Context, Pass, PassResult, register
 from hqc.shapes import infer_shapes
+
+log = logging.getLogger(__name__)
 
 FOLD_LIMIT = 1 << 22
 
@@ -59,8 +63,11 @@ def fold_constants(graph: Graph) -> int:
                 continue
             try:
                 vals = evaluate(node.op, node.attrs, [graph.const(t) if t else None for t in node.inputs])
-            except (ValueError, TypeError, IndexError, ArithmeticError, NotImplementedError):
-                continue  # numpy refuses these inputs: left for onnxruntime; folding is an optimization
+            except (ValueError, TypeError, IndexError, ArithmeticError, NotImplementedError) as exc:
+                # numpy's op refuses these inputs: the node stays for the backends (folding is
+                # an optimization, not a requirement), and the log says why
+                log.debug("not folded: %s %s (%s: %s)", node.op, node.name, type(exc).__name__, exc)
+                continue
         if any(np.asarray(v).size > FOLD_LIMIT for v in vals):
             continue
         graph.remove_node(node.name)

@@ -45,18 +45,23 @@ def parse_yaml(text: str, origin: str, error: type[Exception]) -> Any:
         raise error(f"{origin}: not valid YAML{where}: {problem}") from None
 
 
-def read_yaml(path: str | Path, error: type[Exception], what: str) -> Any:
-    """A YAML file → data; `what` names the kind of file in the messages ("plan",
-    "cost table", …). Missing, unreadable, non-UTF-8 and invalid files are one line each."""
+def read_text(path: str | Path, error: type[Exception], what: str, missing_hint: str = "") -> str:
+    """A text file hqc reads (YAML, report.json) → its text; `what` names the kind of file
+    in the messages ("plan", "cost table", "report", …). Missing, unreadable and non-UTF-8
+    files are one line each; `missing_hint` follows the missing-file message."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise error(f"{p}: no such {what} file") from None
+        raise error(f"{p}: no such {what} file{missing_hint}") from None
     except IsADirectoryError:
         raise error(f"{p}: is a folder, not a {what} file") from None
     except UnicodeDecodeError:
         raise error(f"{p}: not UTF-8 text") from None
     except OSError as e:
         raise error(f"{p}: cannot read {what} ({e.strerror or e})") from None
-    return parse_yaml(text, str(p), error)
+
+
+def read_yaml(path: str | Path, error: type[Exception], what: str) -> Any:
+    """A YAML file → data (`read_text`, then `parse_yaml`)."""
+    return parse_yaml(read_text(path, error, what), str(path), error)

@@ -41,17 +41,10 @@ def load_report(path: str | Path) -> dict[str, Any]:
 
     Errors are `ReportError("<file>: ...")` or `ReportError("<file>:<key.path>: ...")`.
     """
+    from hqc.yamlio import read_text
+
     p = report_path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"{p}: no such report file (run hqc compile first)") from None
-    except IsADirectoryError:
-        raise ReportError(f"{p}: is a directory, not a report file") from None
-    except OSError as e:
-        raise ReportError(f"{p}: cannot read report ({e.strerror or e})") from None
-    except UnicodeDecodeError:
-        raise ReportError(f"{p}: not UTF-8 text") from None
+    text = read_text(p, ReportError, "report", " (run hqc compile first)")
     try:
         doc = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
