@@ -7,7 +7,7 @@ original, side by side in one run.
 
 Per dataset and plan: the model is lowered (`hqc.lowerdir.lower_model`; plan `uni4` =
 uni4 on every layer, `mixed` = the first layer and the head uni4, the others cycling
-fp32/uni4/uni2/pot4/pot2, the plan of tests/test_lower_examples.py), exported
+fp32/uni4/uni2/pot4/pot2, the plan of tests/e2e/test_lower_examples.py), exported
 (`hqc.export_qdq.export_qdq`) and compared with the integer model on the whole
 validation split (`hqc.export_qdq.agreement`: predicted class, and every neuron's spikes).
 

@@ -27,7 +27,7 @@ PLANS = ("uni4", "pot4", "pot2", "fp32", "mixed")
 
 
 def _plan(layers, name: str) -> dict[str, str]:
-    from tests.test_lower_common import MIXED
+    from tests.support.lowering import MIXED
 
     if name == "mixed":
         return {layer.name: MIXED[i % len(MIXED)] for i, layer in enumerate(layers)}
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="hqc-bench-") as tmp:
         model = args.model
         if model is None:
-            from tests.zoo import example_spikformer
+            from tests.support.zoo import example_spikformer
 
             model = str(example_spikformer(Path(tmp), dynamo=True, depth=2, dim=64, heads=4, T=4, img=32).onnx_path)
         fe = run_frontend(model)

@@ -5,14 +5,14 @@ the fake-quant float model at several `--resolution-bits`.
                                         [--ablations] [--input-range 0,255] [--out FILE]
 
 Models (each exported with both torch exporters, dynamo and TorchScript at opset 17):
-tests/test_lower_rescale.py's ShortcutNet and AttnNet (`build`), the SpikingJelly
+tests/toolchain/lowering/test_lower_rescale.py's ShortcutNet and AttnNet (`build`), the SpikingJelly
 SpikeDrivenTransformer configured as in that file's test (`sdt_small`: dim 32, 2 heads,
-pooling "1111", `_calibrate_bn`), and tests/zoo.py's `sj_spike_driven_transformer`,
+pooling "1111", `_calibrate_bn`), and tests/support/zoo.py's `sj_spike_driven_transformer`,
 `sj_qkformer`, `sj_maxformer` (default kwargs) and `snn_leaky_convnet(reset="subtract",
-beta=0.9)`. Each is lowered with `tests.test_lower_common.mixed_plan` (plan offsets 0 and
+beta=0.9)`. Each is lowered with `tests.support.lowering.mixed_plan` (plan offsets 0 and
 1: the cycle fp32/uni4/uni2/pot4/pot2 starts at the first or the second weight layer) at
 every resolution R (the LIF constants and the rescaled sums together) and compared with
-`tests.test_lower_common.compare_with_float` on the same `--samples` random inputs
+`tests.support.lowering.compare_with_float` on the same `--samples` random inputs
 (spikes with p = 0.3, seed 11, for spike models; Poisson(0.5) event counts for the
 snnTorch net, whose example input holds counts): the fraction of identical spikes over
 every LIF, the worst single LIF, and the fraction of identical predicted classes.
@@ -66,11 +66,17 @@ SMALL = ("shortcut", "attention", "sdt_small")
 
 # --------------------------------------------------------------------------- models
 def _sdt_small(tmp: Path, dynamo: bool) -> Any:
-    """SpikingJelly's SpikeDrivenTransformer as tests/test_lower_rescale.py's test builds it."""
+    """SpikingJelly's SpikeDrivenTransformer as tests/toolchain/lowering/test_lower_rescale.py's test builds it."""
     import torch
     from spikingjelly.activation_based.model.spike_driven_transformer import SpikeDrivenTransformer
 
-    from tests.zoo import _calibrate_bn, _finish, _set_user_surrogate, _sj_lif_params, _spikes
+    from tests.support.zoo import (
+        _calibrate_bn,
+        _finish,
+        _set_user_surrogate,
+        _sj_lif_params,
+        _spikes,
+    )
 
     torch.manual_seed(0)
     model = SpikeDrivenTransformer(T=2, in_channels=2, num_classes=10, embed_dims=32, num_heads=2, depths=1,
@@ -84,9 +90,9 @@ def _sdt_small(tmp: Path, dynamo: bool) -> Any:
 
 
 def _models() -> list[tuple[str, Callable[[Path, bool], Any]]]:
-    """(model id, builder(tmp, dynamo) -> tests.zoo.ZooModel)."""
-    from tests import zoo
-    from tests.test_lower_rescale import build
+    """(model id, builder(tmp, dynamo) -> tests.support.zoo.ZooModel)."""
+    from tests.support import zoo
+    from tests.toolchain.lowering.test_lower_rescale import build
 
     return [
         ("shortcut", lambda tmp, dyn: build("shortcut", dyn, tmp)),
@@ -104,7 +110,7 @@ def _samples(zm: Any, n: int, seed: int = 11) -> np.ndarray:
     """n samples (N, T, ...) in hqc's data layout: spikes (p = 0.3) when the model's example
     input is binary, else Poisson(0.5) event counts; the same seed for every model, so the
     first k samples of a larger n are the samples of n = k."""
-    from tests.zoo import _counts, _spikes
+    from tests.support.zoo import _counts, _spikes
 
     x = np.moveaxis(np.asarray(zm.example_input), zm.input_layout.index("B"), 0)[0]  # (T, ...)
     if zm.input_layout.index("T") != 0:
@@ -168,7 +174,7 @@ def _spike_count(lm: Any, groups: int) -> int:
 def measure(fe: Any, plan: dict, x: np.ndarray, R: int, input_range: tuple[int, int], variant: str) -> dict[str, Any]:
     """Lower at R (under `variant`) and compare with the fake-quant float model on x."""
     from hqc.passes.lower_int import lower_graph
-    from tests.test_lower_common import compare_with_float, groups_of
+    from tests.support.lowering import compare_with_float, groups_of
 
     t0 = time.perf_counter()
     with _variant(variant):
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from hqc.pipeline import run_frontend
-    from tests.test_lower_common import mixed_plan
+    from tests.support.lowering import mixed_plan
 
     machine = machine_info()
     print(f"machine: {machine['cpu']}, {machine['nproc']} cores, load {machine['load_average_1min']}, "

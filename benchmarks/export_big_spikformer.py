@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patch", type=int, default=4, choices=(4, 16))
     ap.add_argument("--paper", action="store_true", help="the paper's configuration (overrides the sizes)")
     ap.add_argument("--calibrate", action="store_true",
-                    help="set BatchNorm so that every neuron fires 12-45 %% on spike inputs (tests/zoo.py's calibration; on with --paper)")
+                    help="set BatchNorm so that every neuron fires 12-45 %% on spike inputs (tests/support/zoo.py's calibration; on with --paper)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = ap.parse_args(argv)
 
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     x = (torch.rand(shape, generator=g) < 0.3).float()
     if args.calibrate or args.paper:  # a model whose neurons never fire tests nothing
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from tests.zoo import _calibrate_firing, _sj_lif_params
+        from tests.support.zoo import _calibrate_firing, _sj_lif_params
 
         calib = (torch.rand((args.T, 2, *shape[2:]), generator=g) < 0.15).numpy().astype("float32")
         t0 = time.perf_counter()

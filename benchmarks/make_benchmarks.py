@@ -475,7 +475,7 @@ def export_section(ex: Mapping[str, Any] | None) -> list[str]:
     same = sum(r["agreement"]["same_prediction"] for r in rs)
     total = sum(r["agreement"]["samples"] for r in rs)
     L += ["",
-          "Plans: `uni4` puts uni4 on every layer; `mixed` is the plan of tests/test_lower_examples.py (the",
+          "Plans: `uni4` puts uni4 on every layer; `mixed` is the plan of tests/e2e/test_lower_examples.py (the",
           "first layer and the head uni4, the rest cycling fp32/uni4/uni2/pot4/pot2). Both use the original",
           "weights without fine-tuning, which is why the mixed plan's accuracy is low.",
           "",
@@ -489,7 +489,7 @@ def export_section(ex: Mapping[str, Any] | None) -> list[str]:
           "  inference; with `session.disable_quant_qdq = 1` it folds them at load (last column). The",
           "  integer C kernels are timed against fp32 in §3.",
           "",
-          "`hqc export DIR --format nir` on conv SNNs (tests/test_export_nir.py): the zoo's snnTorch",
+          "`hqc export DIR --format nir` on conv SNNs (tests/toolchain/test_export_nir.py): the zoo's snnTorch",
           "`snn_leaky_convnet` (β 0.9, reset to zero; both exporters) becomes Input → Conv2d → LIF → Conv2d →",
           "LIF → Flatten → Affine → LIF → Output, and a SpikingJelly conv+BN → IF → AvgPool → conv+BN → LIF",
           "→ Linear net (mean-over-T readout) Conv2d → IF → SumPool2d → Conv2d → LIF → Flatten → Linear.",

@@ -2,7 +2,7 @@
 
     python benchmarks/zoo_lowering_table.py [--samples 100] [--only SUBSTRING] [--no-docs]
 
-The models are tests/zoo.py's (`all_models()` and `family_models()`: SpikingJelly 2.0's
+The models are tests/support/zoo.py's (`all_models()` and `family_models()`: SpikingJelly 2.0's
 zoo transformers and CNNs, snnTorch nets with spike-count and membrane readouts, the
 hand-written and example models), each built small and seeded with neurons calibrated to
 fire, and exported with both torch exporters. Per model: ONNX nodes, weight layers,
@@ -58,7 +58,7 @@ def run_one(builder: Any, kwargs: dict[str, Any], samples: int, tmp: Path) -> di
     from hqc.lowerdir import lower_model
     from hqc.pipeline import run_frontend
     from hqc.verification import verify_dir
-    from tests.zoo import model_id
+    from tests.support.zoo import model_id
 
     row: dict[str, Any] = {"model": model_id(builder, kwargs), "exporter": "dynamo" if kwargs.get("dynamo", True) else "torchscript"}
     try:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/lowering.md")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "zoo_lowering.json")
     args = ap.parse_args(argv)
-    from tests.zoo import all_models, family_models, model_id
+    from tests.support.zoo import all_models, family_models, model_id
 
     models = [(b, k) for b, k in all_models() + family_models() if not args.only or args.only in model_id(b, k)]
     rows = []

@@ -1,4 +1,4 @@
-"""Shared fixtures: the model zoo (tests/zoo.py), exported once per pytest session."""
+"""Shared fixtures: the model zoo (tests/support/zoo.py), exported once per pytest session."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def zoo_build(zoo_dir: Path) -> Callable[..., Any]:
     cache: dict[str, Any] = {}
 
     def build(builder: Callable[..., Any], kwargs: dict[str, Any] | None = None) -> Any:
-        from tests.zoo import model_id
+        from tests.support.zoo import model_id
 
         kwargs = dict(kwargs or {})
         key = model_id(builder, kwargs)

@@ -1,0 +1,18 @@
+"""Shared non-test code of the test suite: nothing here is collected by pytest.
+
+- helpers: hand-built ONNX graphs and onnxruntime runs (the frontend and pass tests).
+- zoo: the model zoo (SpikingJelly, snnTorch, hand-written, the example Spikformer).
+- lowering: plans, event inputs and reference models of the lowering tests.
+- data: the tiny learnable spike dataset and zoo-shaped random events of the compile tests.
+- cli: running `hqc` through click's CliRunner and checking its one-line errors.
+
+Test modules import from here (or use conftest.py fixtures), never from one another;
+tests/test_layout.py checks it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+NDIGITS = REPO / "examples" / "ndigits"
+NDIGITS_MODEL = NDIGITS / "spikformer.onnx"
