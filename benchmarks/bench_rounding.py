@@ -5,8 +5,8 @@ the fake-quant float model at several `--resolution-bits`.
                                         [--ablations] [--input-range 0,255] [--out FILE]
 
 Models (each exported with both torch exporters, dynamo and TorchScript at opset 17):
-tests/toolchain/lowering/test_lower_rescale.py's ShortcutNet and AttnNet (`build`), the SpikingJelly
-SpikeDrivenTransformer configured as in that file's test (`sdt_small`: dim 32, 2 heads,
+tests/support/rescale.py's ShortcutNet and AttnNet (`build`), the SpikingJelly
+SpikeDrivenTransformer configured as in tests/toolchain/lowering/test_lower_rescale.py (`sdt_small`: dim 32, 2 heads,
 pooling "1111", `_calibrate_bn`), and tests/support/zoo.py's `sj_spike_driven_transformer`,
 `sj_qkformer`, `sj_maxformer` (default kwargs) and `snn_leaky_convnet(reset="subtract",
 beta=0.9)`. Each is lowered with `tests.support.lowering.mixed_plan` (plan offsets 0 and
@@ -92,7 +92,7 @@ def _sdt_small(tmp: Path, dynamo: bool) -> Any:
 def _models() -> list[tuple[str, Callable[[Path, bool], Any]]]:
     """(model id, builder(tmp, dynamo) -> tests.support.zoo.ZooModel)."""
     from tests.support import zoo
-    from tests.toolchain.lowering.test_lower_rescale import build
+    from tests.support.rescale import build
 
     return [
         ("shortcut", lambda tmp, dyn: build("shortcut", dyn, tmp)),

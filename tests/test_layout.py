@@ -1,7 +1,7 @@
 """The layout of tests/: it mirrors the packages under test (tests/toolchain/… for hqc and
 its subpackages, tests/passes for hqc.passes, tests/targets for hqc.targets, tests/e2e for
 whole-chain runs over the shipped examples and the model zoo), shared code lives in
-tests/support (no tests there), and no test module imports another test module."""
+tests/support (no tests there), and no module (test, support, benchmark, example) imports a test module."""
 
 from __future__ import annotations
 
@@ -31,12 +31,16 @@ def _imported(tree: ast.AST) -> list[str]:
     return names
 
 
-def test_no_test_module_imports_another():
+def test_no_module_imports_a_test_module():
+    """Neither a test module nor the support code, the benchmarks or the examples."""
+    repo = TESTS.parent
+    paths = sorted(TESTS.rglob("*.py")) + sorted((repo / "benchmarks").rglob("*.py")) + sorted(
+        (repo / "examples").rglob("*.py"))
     offenders = []
-    for path in _test_modules():
+    for path in paths:
         for name in _imported(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             if any(part.startswith("test_") for part in name.split(".")):
-                offenders.append(f"{path.relative_to(TESTS)}: {name}")
+                offenders.append(f"{path.relative_to(repo)}: {name}")
     assert offenders == [], "shared code belongs in tests/support or conftest.py:\n" + "\n".join(offenders)
 
 

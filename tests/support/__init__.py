@@ -3,6 +3,7 @@
 - helpers: hand-built ONNX graphs and onnxruntime runs (the frontend and pass tests).
 - zoo: the model zoo (SpikingJelly, snnTorch, hand-written, the example Spikformer).
 - lowering: plans, event inputs and reference models of the lowering tests.
+- rescale: two small nets whose lowering needs rescaled sums (lowering tests, bench_rounding).
 - data: the tiny learnable spike dataset and zoo-shaped random events of the compile tests.
 - cli: running `hqc` through click's CliRunner and checking its one-line errors.
 

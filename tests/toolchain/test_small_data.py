@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import hqc.search as search_mod
+import hqc.search.driver as search_driver
 from hqc.cli import main
 from hqc.search import SearchConfig, holdout_split, run_search
 from tests.support.data import TINY
@@ -58,7 +58,7 @@ def test_twenty_samples_of_ten_classes_search(tiny, tmp_path, monkeypatch):
         seen.append((np.bincount(y[out[0]], minlength=10).tolist(), np.bincount(y[out[1]], minlength=10).tolist()))
         return out
 
-    monkeypatch.setattr(search_mod, "holdout_split", spy)
+    monkeypatch.setattr(search_driver, "holdout_split", spy)
     res = run_search(tiny, data, out_dir=tmp_path / "o",
                      config=SearchConfig(epochs=1, finetune_epochs=0, batch_size=10))
     assert seen == [([1] * 10, [1] * 10)]
