@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from hqc.cli import main
 from tests.support import zoo
+from tests.support.compiled import check_compile_folder
 from tests.support.data import zoo_data
 
 FAST = ["--epochs", "1", "--finetune-epochs", "1", "--batch-size", "16", "--no-progress"]
@@ -40,22 +41,25 @@ SLOW = [
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _compile(zm, tmp: Path) -> Path:
+def _compile(zm, tmp: Path) -> tuple[Path, Path]:
     data = zoo_data(zm, tmp / "events.npz")
     out = tmp / "out"
     res = CliRunner().invoke(main, ["compile", str(zm.onnx_path), "--data", str(data), "-o", str(out), *FAST])
     assert res.exit_code == 0, res.stderr + res.stdout
-    return out
+    return out, data
 
 
-def _check(out: Path, zm) -> None:
+def _check(out: Path, data: Path, zm) -> None:
+    """The folder is complete and every backend agrees; the report's numbers are recomputed
+    (tests/support/compiled.py: onnxruntime's integer accuracy, `hqc cost` on plan.yaml,
+    the packed weight bytes, plan.yaml's choices)."""
     names = {p.name for p in out.iterdir()}
     for want in ("plan.yaml", "model.qat.onnx", "model.int.onnx", "kernels", "report.json", "report.md",
                  "report.html", "verify.json", "lowering.json", "lowered.onnx"):
         assert want in names, names
     verify = json.loads((out / "verify.json").read_text())
     assert verify["agree"] == {"onnxruntime": verify["samples"], "c": verify["samples"]} and verify["samples"] == 24
-    rep = json.loads((out / "report.json").read_text())
+    rep = check_compile_folder(out, zm.onnx_path, data)
     assert rep["accuracy"]["integer"] == pytest.approx(verify["accuracy_int"])
     low = json.loads((out / "lowering.json").read_text())
     assert len(low["layers"]) == len(zm.layers) and len(low["neurons"]) == len(zm.neurons)
@@ -65,11 +69,11 @@ def _check(out: Path, zm) -> None:
 @pytest.mark.parametrize(("builder", "kwargs"), DEFAULT, ids=[zoo.model_id(b, k) for b, k in DEFAULT])
 def test_compile_one_model_per_family(zoo_build, tmp_path, builder, kwargs):
     zm = zoo_build(builder, kwargs)
-    _check(_compile(zm, tmp_path), zm)
+    _check(*_compile(zm, tmp_path), zm)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("builder", "kwargs"), SLOW, ids=[zoo.model_id(b, k) for b, k in SLOW])
 def test_compile_every_family_model(zoo_build, tmp_path, builder, kwargs):
     zm = zoo_build(builder, kwargs)
-    _check(_compile(zm, tmp_path), zm)
+    _check(*_compile(zm, tmp_path), zm)

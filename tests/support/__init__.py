@@ -5,6 +5,7 @@
 - lowering: plans, event inputs and reference models of the lowering tests.
 - rescale: two small nets whose lowering needs rescaled sums (lowering tests, bench_rounding).
 - data: the tiny learnable spike dataset and zoo-shaped random events of the compile tests.
+- compiled: an `hqc compile` folder's numbers against recomputed references.
 - cli: running `hqc` through click's CliRunner and checking its one-line errors.
 
 Test modules import from here (or use conftest.py fixtures), never from one another;

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from hqc.choices import parse_choice
 from hqc.cli import main
 from hqc.pipeline import run_frontend
 from hqc.targets import layer_cost, load_target
+from tests.support.compiled import check_compile_folder
 from tests.support.data import TINY, make_data
 from tests.support.zoo import example_spikformer
 
@@ -44,12 +46,31 @@ def _compile(*args):
 
 @pytest.fixture(scope="module")
 def compiled(tiny, tmp_path_factory):
+    """One compile shared by the module, on one torch thread like the tests that compare
+    their own runs with it (a module fixture is set up before `one_torch_thread`)."""
+    import torch
+
     d = tmp_path_factory.mktemp("compiled")
     data = make_data(d / "d.npz")
     out = d / "out"
-    res = _compile(tiny.onnx_path, "--data", data, "--target", "cmos45", "-o", out, *FAST)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = _compile(tiny.onnx_path, "--data", data, "--target", "cmos45", "-o", out, *FAST)
+    finally:
+        torch.set_num_threads(n)
     assert res.exit_code == 0, res.stderr + res.stdout
     return out, res.stdout, data
+
+
+def _same_result(a, b) -> None:
+    """Two compile folders of the same model, data, seed and options: the same plan (choices
+    and α histories), accuracies, energy and storage."""
+    pa, pb = (yaml.safe_load((d / "plan.yaml").read_text()) for d in (a, b))
+    assert pa["layers"] == pb["layers"] and pa["accuracy"] == pb["accuracy"] and pa["energy"] == pb["energy"]
+    ra, rb = (json.loads((d / "report.json").read_text()) for d in (a, b))
+    for key in ("accuracy", "total", "ratios", "baseline_fp32", "memory"):
+        assert ra[key] == rb[key], key
 
 
 def test_folder_is_complete(compiled):
@@ -60,6 +81,19 @@ def test_folder_is_complete(compiled):
         assert want in names, names
     assert not [n for n in os.listdir(out.parent) if n.startswith(".out.")]
     assert "accuracy" in stdout and "energy" in stdout and str(out) in stdout
+
+
+def test_report_numbers_are_recomputed(compiled, tiny):
+    """report.json's integer accuracy = onnxruntime on model.int.onnx over the val split,
+    its energy and storage = `hqc cost` on plan.yaml, its storage = lowering.json's packed
+    weight bytes, its choices = plan.yaml's = the lowering's (tests/support/compiled.py)."""
+    out, stdout, data = compiled
+    rep = check_compile_folder(out, tiny.onnx_path, data)
+    # the summary prints the same figures (hqc.fmt's percentages of the report's numbers)
+    acc = rep["accuracy"]
+    assert f"deployed integer {100 * acc['integer']:.2f} %" in stdout, stdout
+    assert f"fake-quant {100 * acc['fake_quant']:.2f} %" in stdout, stdout
+    assert re.search(rf"energy\s+{100 * rep['ratios']['energy_total_pj']:.2f} % of fp32", stdout), stdout
 
 
 def test_report_agrees_with_cost_model_and_verification(compiled, tiny):
@@ -153,12 +187,19 @@ def test_config_file_round_trips_and_reproduces_options(compiled, tiny, tmp_path
     assert again == cfg
 
 
-def test_stop_after_search_writes_plan_only(tiny, data, tmp_path):
+def test_stop_after_search_writes_plan_only(compiled, tiny, data, tmp_path):
+    """The search's plan is the full compile's (same data, seed and options): every layer's
+    choice and α history; nothing of the later steps is written."""
     out = tmp_path / "s"
     res = _compile(tiny.onnx_path, "--data", data, "-o", out, *FAST, "--stop-after", "search")
     assert res.exit_code == 0, res.stderr
     names = sorted(x.name for x in out.iterdir())
     assert "plan.yaml" in names and "model.int.onnx" not in names and "report.json" not in names
+    full = yaml.safe_load((compiled[0] / "plan.yaml").read_text())
+    plan = yaml.safe_load((out / "plan.yaml").read_text())
+    assert plan["layers"] == full["layers"]
+    assert plan["accuracy"]["float"] == full["accuracy"]["float"]
+    assert plan["energy"] == full["energy"]
 
 
 @pytest.mark.parametrize(
@@ -187,8 +228,6 @@ def test_bad_input_one_line_no_folder(tiny, data, tmp_path, args, message):
     assert res.exit_code == 2, res.stderr + res.stdout
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    import re
-
     assert re.search(message, lines[0]), lines[0]
     assert not out.exists()
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".out.")]
@@ -202,7 +241,7 @@ def _sigint_default() -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_sigint_leaves_no_folder_and_a_second_run_succeeds(sig, tiny, data, tmp_path):
+def test_sigint_leaves_no_folder_and_a_second_run_succeeds(sig, compiled, tiny, data, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "hqc.cli", "compile", str(tiny.onnx_path), "--data", str(data), "-o", str(out),
@@ -227,15 +266,13 @@ def test_sigint_leaves_no_folder_and_a_second_run_succeeds(sig, tiny, data, tmp_
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".out.")]
     res = _compile(tiny.onnx_path, "--data", data, "-o", out, *FAST)
     assert res.exit_code == 0, res.stderr
-    assert (out / "report.json").exists()
+    _same_result(out, compiled[0])  # the interrupted run left nothing that changes a result
 
 
 
 def test_report_carries_the_c_models_memory(compiled):
     """report.json's `memory` is lowering.json's (the header's arena and constants, `size` of
     the built test binary), and report.md prints it."""
-    import re
-
     out, _, _ = compiled
     rep = json.loads((out / "report.json").read_text())
     low = json.loads((out / "lowering.json").read_text())

@@ -244,11 +244,12 @@ def test_torchrun_two_processes_gloo_equals_one_process(tiny, data, tmp_path):
     same thing: `batch_size` is the global batch and DistributedSampler gives rank r the
     permutation's entries r, r+2, … of the one-process order, so the two ranks' batches
     of 8 together are the one-process batch of 16 (78 search, 18 held-out, 96 fine-tune
-    samples: every batch splits into equal halves), and the averaged gradients are its gradients up to the order of float sums. So the plan
-    (every choice) and the accuracies are equal; probabilities and weights differ by
-    rounding only (measured: probabilities ≤ 1e-6 as written with 6 digits, weights ≤ 2e-7
-    of each tensor's largest entry). An accuracy may differ by at most one validation
-    sample whose logits tie within that rounding (none did when measured)."""
+    samples: every batch splits into equal halves), and the averaged gradients are its
+    gradients up to the order of float sums. So the plan (every choice) and the
+    accuracies are equal; probabilities and weights differ by rounding only (measured:
+    probabilities ≤ 1e-6 as written with 6 digits, weights ≤ 2e-7 of each tensor's
+    largest entry). An accuracy may differ by at most one validation sample whose logits
+    tie within that rounding (none did when measured)."""
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tmp_path / "dist"
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "hqc.cli",
