@@ -17,16 +17,19 @@ import yaml
 from tests.support.cli import run_cli
 
 
-def int_model_accuracy(out: Path, data: Path, split: str = "val") -> tuple[float, int]:
-    """Top-1 accuracy of out/model.int.onnx under onnxruntime on the NPZ's `split`: each
-    sample (T, …) is placed in the model input as lowering.json's input layout says (the
-    batch slots of one run filled with consecutive samples, the last run padded with
-    copies of the first sample and those rows dropped)."""
+def split_of(data: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of an NPZ split, read with numpy alone."""
     with np.load(data) as z:
-        x, y = z["x" if split == "train" else f"x_{split}"], z["y" if split == "train" else f"y_{split}"]
-    layout = json.loads((out / "lowering.json").read_text())["input_layout"].upper()
-    sess = ort.InferenceSession(str(out / "model.int.onnx"), providers=["CPUExecutionProvider"])
+        return (z["x"], z["y"]) if split == "train" else (z[f"x_{split}"], z[f"y_{split}"])
+
+
+def onnx_accuracy(model: Path, x: np.ndarray, y: np.ndarray, layout: str, dtype: type) -> float:
+    """Top-1 accuracy of an ONNX model under onnxruntime on samples x (N, T, …): each run's
+    batch slots hold consecutive samples, placed as `layout` (BT… or TB…) says; the last
+    run is padded with copies of the first sample and those rows dropped."""
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
+    layout = layout.upper()
     b0 = int(inp.shape[layout.index("B")])
     preds = []
     for i in range(0, len(x), b0):
@@ -34,11 +37,17 @@ def int_model_accuracy(out: Path, data: Path, split: str = "val") -> tuple[float
         k = len(chunk)
         chunk = np.concatenate([chunk, np.repeat(x[:1], b0 - k, axis=0)])  # (B0, T, …)
         feed = np.swapaxes(chunk, 0, 1) if layout.startswith("TB") else chunk
-        logits = sess.run(None, {inp.name: np.ascontiguousarray(feed, dtype=np.int64)})[0]
+        logits = sess.run(None, {inp.name: np.ascontiguousarray(feed, dtype=dtype)})[0]
         preds.append(logits.reshape(b0, -1).argmax(axis=1)[:k])
     pred = np.concatenate(preds)
     assert pred.shape == y.shape
-    return float((pred == y).mean()), len(y)
+    return float((pred == y).mean())
+
+
+def int_model_accuracy(out: Path, x: np.ndarray, y: np.ndarray) -> float:
+    """out/model.int.onnx's accuracy (onnxruntime), laid out as lowering.json says."""
+    layout = json.loads((out / "lowering.json").read_text())["input_layout"]
+    return onnx_accuracy(out / "model.int.onnx", x, y, layout, np.int64)
 
 
 def check_compile_folder(out: Path, model: Path, data: Path) -> dict[str, Any]:
@@ -48,8 +57,8 @@ def check_compile_folder(out: Path, model: Path, data: Path) -> dict[str, Any]:
     low = json.loads((out / "lowering.json").read_text())
 
     # the integer accuracy is onnxruntime's on the emitted model, on the report's split
-    acc, n = int_model_accuracy(out, data, rep["accuracy"]["split"])
-    assert (rep["accuracy"]["integer"], rep["accuracy"]["samples"]) == (acc, n)
+    x, y = split_of(data, rep["accuracy"]["split"])
+    assert (rep["accuracy"]["integer"], rep["accuracy"]["samples"]) == (int_model_accuracy(out, x, y), len(y))
 
     # plan.yaml's choices are the report's and the lowering's, layer by layer
     choices = {name: e["choice"] for name, e in plan["layers"].items()}

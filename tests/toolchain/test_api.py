@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 
 import hqc
 from hqc.cli import main
 from hqc.errors import ConfigError, DataError, HqcError, ModelError
 from tests.support import REPO
+from tests.support.compiled import int_model_accuracy
 
 NOTEBOOK = REPO / "examples" / "notebook.py"
 
@@ -64,16 +66,30 @@ def _cli_error(*args: str) -> str:
 # ----------------------------------------------------------------------------- notebook
 
 
-def test_notebook_integer_accuracy_is_onnxruntime_on_the_int_model(nb):
-    import onnxruntime as ort
+def _torch_accuracy(net: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    """The notebook's own SpikingJelly model in eval mode, one sample at a time ([T, 1, …])."""
+    from spikingjelly.activation_based import functional
 
+    was = net.training
+    net.eval()
+    preds = []
+    with torch.no_grad():
+        for xi in x:
+            functional.reset_net(net)
+            preds.append(int(net(torch.from_numpy(xi[:, None]).float()).argmax()))
+    functional.reset_net(net)
+    net.train(was)
+    return float(np.mean(np.array(preds) == y))
+
+
+def test_notebook_integer_accuracy_is_onnxruntime_on_the_int_model(nb):
+    """The integer accuracy is onnxruntime's on model.int.onnx; the float accuracy is the
+    notebook's torch model's (SpikingJelly, eval mode) on the same split."""
     r, data = nb["result"], nb["data"]
     assert r.out_dir == Path("build/notebook") and r.stopped_after is None
-    sess = ort.InferenceSession(str(nb["out"] / "model.int.onnx"), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    preds = [int(sess.run(None, {name: x[:, None].astype(np.int64)})[0].argmax()) for x in data["x_val"]]
-    want = float(np.mean(np.array(preds) == data["y_val"]))
+    want = int_model_accuracy(nb["out"], data["x_val"], data["y_val"])
     assert r.integer_accuracy == want
+    assert r.float_accuracy == _torch_accuracy(nb["net"], data["x_val"], data["y_val"])
     assert r.samples == len(data["y_val"]) == 96 and r.split == "val"
     assert r.verified == {"onnxruntime": 96, "c": 96}
     verify = json.loads((nb["out"] / "verify.json").read_text())
@@ -289,7 +305,9 @@ def test_compile_stop_after(nb, tmp_path):
     assert [info["stage"] for kind, info in events if kind == "stage"] == [
         "import", "canonicalize", "recognize-neurons", "annotate-layers", "insert-quant-choices", "search"]
     assert r.stopped_after == "search" and r.integer_accuracy is None and r.report is None
-    assert 0 <= r.float_accuracy <= 1 and (tmp_path / "s" / "plan.yaml").is_file()
+    plan = yaml.safe_load((tmp_path / "s" / "plan.yaml").read_text())
+    assert r.float_accuracy == pytest.approx(plan["accuracy"]["float"], abs=5e-7)  # plan.yaml: 6 digits
+    assert 0 <= r.float_accuracy <= 1 and set(plan["layers"]) == {"conv1", "conv2", "fc"}
     assert "lambda: 0.1" in (tmp_path / "s" / "config.yaml").read_text()
 
 
