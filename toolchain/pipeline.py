@@ -164,6 +164,7 @@ class CompileState:
     layers: list[LayerInfo] = field(default_factory=list)
     dataset: Any = None  # hqc.data.Dataset, loaded once
     choices: dict[str, list[str]] = field(default_factory=dict)  # candidates per layer
+    searched: Any = None  # hqc.search.Searched: the search's run, between the search and finetune steps
     search: Any = None  # hqc.search.SearchResult: the plan, plan.yaml's document, trained weights
     qat: Frontend | None = None  # the fine-tuned float model the lowering quantizes
     lowering: Any = None  # hqc.lowerdir.Lowering (None when resumed from the folder)
@@ -250,42 +251,74 @@ def _num_classes(graph: Graph) -> int | None:
 
 
 def step_insert_quant_choices(state: CompileState, cfg: Any) -> CompileState:
-    """The candidate quantizers of every layer (node metadata), saved as choices.json."""
+    """The candidate quantizers of every layer (node metadata, the graph the search
+    uses), saved as choices.json."""
     from hqc.passes.insert_quant_choices import META_KEY
 
     assert state.graph is not None
-    g, _ = run_passes(state.graph.copy(), ["insert-quant-choices"], _ctx(cfg))
-    state.choices = {layer.name: g.node(layer.nodes[0]).meta[META_KEY].split(",") for layer in state.layers}
+    state.graph, recs = run_passes(state.graph, ["insert-quant-choices"], _ctx(cfg))
+    state.records += recs
+    state.choices = {layer.name: state.graph.node(layer.nodes[0]).meta[META_KEY].split(",")
+                     for layer in state.layers}
     _write_json(state.out / CHOICES_FILE, {"layers": state.choices})
     return state
 
 
 def step_search(state: CompileState, cfg: Any) -> CompileState:
-    """run_search on the imported model and the loaded data: the plan, then (unless the
-    run stops after the search) the plan's fine-tune in the same call — its optimizer and
-    weights carry over. Writes plan.yaml, model.qat.onnx (and scales.npz)."""
-    return _run_search(state, cfg, finetune_epochs=0 if cfg.stop_after == "search" else cfg.finetune_epochs)
+    """`search_plan` on the state's graph (its candidates) and the loaded data: the plan
+    and the searched supernet, which the finetune step continues from. A run that stops
+    here does not fine-tune: it writes the searched plan's plan.yaml, model.qat.onnx (and
+    scales.npz) with `finish_plan`."""
+    from hqc.search import finish_plan
+
+    stop = cfg.stop_after == "search"
+    t0 = time.perf_counter()
+    state.searched = _search_plan(state, cfg, finetune_epochs=0 if stop else cfg.finetune_epochs)
+    if stop:
+        _searched(state, finish_plan(state.searched), t0)
+    else:
+        _add_seconds(state, t0)
+    return state
 
 
-def _run_search(state: CompileState, cfg: Any, finetune_epochs: int, plan: Any = None) -> CompileState:
-    from hqc.search import SearchConfig, run_search
+def step_finetune(state: CompileState, cfg: Any) -> CompileState:
+    """`finetune_plan`: the QAT fine-tune of the search step's plan, continuing from its
+    weights and optimizer. Resumed (`--start-from finetune`) it fine-tunes the saved
+    plan.yaml from the imported weights, as `hqc search --plan` does."""
+    from hqc.search import finetune_plan
+
+    t0 = time.perf_counter()
+    if state.searched is None:
+        state.searched = _search_plan(state, cfg, cfg.finetune_epochs, plan=state.out / "plan.yaml")
+    _searched(state, finetune_plan(state.searched), t0)
+    return state
+
+
+def _search_plan(state: CompileState, cfg: Any, finetune_epochs: int, plan: Any = None) -> Any:
+    from hqc.search import SearchConfig, search_plan
 
     scfg = SearchConfig(epochs=cfg.epochs, finetune_epochs=finetune_epochs, batch_size=cfg.batch_size,
                         seed=cfg.seed, device=cfg.device)
     if cfg.lambda_ is not None:
         scfg.lam = cfg.lambda_
-    t0 = time.perf_counter()
-    sr = run_search(cfg.model, cfg.data, target=cfg.target, out_dir=state.out, config=scfg,
-                    plan=plan if plan is not None else cfg.plan, search_space=cfg.search_space,
-                    input_layout=cfg.input_layout, progress=state.notify,
-                    frontend=state.frontend, dataset=state.dataset)
+    return search_plan(cfg.model, cfg.data, target=cfg.target, out_dir=state.out, config=scfg,
+                       plan=plan if plan is not None else cfg.plan, input_layout=cfg.input_layout,
+                       progress=state.notify, frontend=state.frontend, dataset=state.dataset)
+
+
+def _add_seconds(state: CompileState, t0: float) -> None:
+    state.summary["search_seconds"] = state.summary.get("search_seconds", 0.0) + time.perf_counter() - t0
+
+
+def _searched(state: CompileState, sr: Any, t0: float) -> None:
+    """The search's result into the state: the plan, the fine-tuned model in memory."""
     (state.out / "search.ckpt").unlink(missing_ok=True)
+    state.searched = None  # the supernet and its optimizers are not needed any more
     state.search = sr
     state.qat = qat_frontend(state.frontend, sr.weights)
     state.summary.update(float_accuracy=sr.float_accuracy, fake_quant_accuracy=sr.fake_quant_accuracy,
-                         energy_ratio=sr.energy_ratio,
-                         search_seconds=state.summary.get("search_seconds", 0.0) + time.perf_counter() - t0)
-    return state
+                         energy_ratio=sr.energy_ratio)
+    _add_seconds(state, t0)
 
 
 def qat_frontend(fe: Frontend, weights: dict[str, Any]) -> Frontend:
@@ -296,16 +329,6 @@ def qat_frontend(fe: Frontend, weights: dict[str, Any]) -> Frontend:
     for name, w in weights.items():
         g.constants[name] = w.astype(g.constants[name].dtype)
     return Frontend(g, analysis(g, "annotate-layers"), neurons_of(g), [], 0.0, fe.onnx_nodes)
-
-
-def step_finetune(state: CompileState, cfg: Any) -> CompileState:
-    """The plan's fine-tune. In an uninterrupted run it ran inside the search step's
-    run_search call; resumed (`--start-from finetune`) it fine-tunes the saved plan.yaml
-    from the imported weights, as `hqc search --plan` does."""
-    if state.search is None:
-        return _run_search(state, cfg, cfg.finetune_epochs, plan=state.out / "plan.yaml")
-    log.info("finetune: %d epochs, run inside the search step", cfg.finetune_epochs)
-    return state
 
 
 def step_lower_int(state: CompileState, cfg: Any) -> CompileState:
