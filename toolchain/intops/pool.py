@@ -210,15 +210,16 @@ def _pool_geometry(e: CEmitter, node: Node) -> tuple[tuple[int, ...], tuple[int,
 
 
 def _pool_tables(e: CEmitter, xs: tuple[int, ...], ys: tuple[int, ...], k: list[int], st: list[int],
-                 pads: list[int]) -> str:
-    """The clipped tap ranges of the row pass and the row ranges of the column pass; the
-    tables' name prefix."""
+                 pads: list[int], row_tables: bool = True) -> str:
+    """The clipped tap ranges of the row pass (unless `row_tables` is false) and the row
+    ranges of the column pass; the tables' name prefix."""
     H, W, HO, WO = xs[2], xs[3], ys[2], ys[3]
     xr_ = tap_ranges(k[1], 1, pads[1], st[1], W, WO)
     fn_tab = f"mp{len(e.funcs)}"
-    e.data += c_array(f"{fn_tab}_oxlo", "int32_t", [str(r[0]) for r in xr_])
-    e.data += c_array(f"{fn_tab}_oxhi", "int32_t", [str(r[1]) for r in xr_])
-    e.data += c_array(f"{fn_tab}_ixlo", "int32_t", [str(r[2]) for r in xr_])
+    if row_tables:
+        e.data += c_array(f"{fn_tab}_oxlo", "int32_t", [str(r[0]) for r in xr_])
+        e.data += c_array(f"{fn_tab}_oxhi", "int32_t", [str(r[1]) for r in xr_])
+        e.data += c_array(f"{fn_tab}_ixlo", "int32_t", [str(r[2]) for r in xr_])
     # output row oy takes the input rows [oy·S − P, oy·S − P + K) ∩ [0, H)
     rows = [(max(0, oy * st[0] - pads[0]), min(H, oy * st[0] - pads[0] + k[0])) for oy in range(HO)]
     e.data += c_array(f"{fn_tab}_iy0", "int32_t", [str(a * WO) for a, _ in rows])
@@ -248,6 +249,36 @@ def _plane_passes(ind: str, xs: tuple[int, ...], ys: tuple[int, ...], k: list[in
     ]
 
 
+def _row_pass_unrolled(X: str, typ: str, W: int, WO: int, K: int, S: int, P: int, init: str,
+                       cmp: str) -> list[str] | None:
+    """The max (cmp ">") or min ("<") row pass with the window's taps unrolled: each
+    output whose window lies inside the row from its K inputs at once (spikes: OR / AND),
+    the few at the borders from their valid inputs. None when the border is not small."""
+    rng = tap_ranges(K, 1, P, S, W, WO)
+    a, b = max(r[0] for r in rng), min(r[1] for r in rng)  # outputs every tap reaches
+    if K < 2 or K > 8 or a >= b or a + WO - b > 4:
+        return None
+
+    def reduce(terms: list[str]) -> str:
+        if not terms:
+            return init
+        if typ == SPIKE:
+            return f" {'|' if cmp == '>' else '&'} ".join(terms)
+        v = terms[0]
+        for t in terms[1:]:
+            v = f"({t} {cmp} {v} ? {t} : {v})"
+        return v
+
+    out = []
+    for ox in [*range(a), *range(b, WO)]:
+        terms = [f"{X}[xr + {lo_i + (ox - lo) * S}]" for lo, hi, lo_i in rng if lo <= ox < hi]
+        out.append(f"h[hr + {ox}] = {reduce(terms)};")
+    ix0 = a * S - P  # input of the first interior output's first tap
+    terms = [f"{X}[ix]"] + [f"{X}[ix + {t}]" for t in range(1, K)]
+    out.append(f"for (ox = {a}, ix = xr + {ix0}; ox < {b}; ox++, ix += {S}) h[hr + ox] = {reduce(terms)};")
+    return out
+
+
 def _c_maxpool(e: CEmitter, node: Node) -> None:
     x, y = node.inputs[0], node.outputs[0]
     e.tensor(y)
@@ -258,16 +289,23 @@ def _c_maxpool(e: CEmitter, node: Node) -> None:
     # separable: a row pass (max over the window's columns) into a scratch plane, then a
     # column pass (max over the window's rows); each tap's output range is clipped to
     # the input beforehand, so the inner loops are contiguous and test-free
-    tab = _pool_tables(e, xs, ys, k, st, pads)
     typ = e.typ[x]
+    # the row pass with the window unrolled where the border is small (then no tap tables)
+    unrolled = _row_pass_unrolled(X, typ, xs[3], ys[3], k[1], st[1], pads[1], lo, ">") is not None
+    tab = _pool_tables(e, xs, ys, k, st, pads, row_tables=not unrolled)
+    kx = "" if unrolled else " kx,"
 
     def passes(ind: str, init: str, cmp: str) -> list[str]:
         row = f"h[hr + ox] = {X}[ix] {cmp} h[hr + ox] ? {X}[ix] : h[hr + ox];"
         col = f"{Y}[yi + ox] = h[hr + ox] {cmp} {Y}[yi + ox] ? h[hr + ox] : {Y}[yi + ox];"
-        return _plane_passes(ind, xs, ys, k, st, tab, Y, init, row, col)
+        out = _plane_passes(ind, xs, ys, k, st, tab, Y, init, row, col)
+        fast = _row_pass_unrolled(X, typ, xs[3], ys[3], k[1], st[1], pads[1], init, cmp)
+        if fast is not None:  # the row pass's three lines (init, tap loop, update) replaced
+            out[1:5] = [f"{ind}    {ln}" for ln in fast]
+        return out
 
     body = [f"    HQC_PTR({typ}) h = {e.scratch(e.next_fn() + '_h', typ, H * ys[3], 'row pass of one plane')};"]
-    decl = "int32_t p, oy, ox, iy, ix, kx, xp, xr, hr, yi;"
+    decl = f"int32_t p, oy, ox, iy, ix,{kx} xp, xr, hr, yi;"
     if "sign" not in node.attrs:
         body.append(f"    for (p = 0, xp = 0, yi = 0; p < {N * C}; p++, xp += {H * W}) {{")
         body += passes("        ", lo, ">")
@@ -282,7 +320,7 @@ def _c_maxpool(e: CEmitter, node: Node) -> None:
         body.append("        } else {")
         body += passes("            ", hi, "<")
         body.append("        }")
-        decl = "int32_t p, c, oy, ox, iy, ix, kx, xp, xr, hr, yi;"
+        decl = f"int32_t p, c, oy, ox, iy, ix,{kx} xp, xr, hr, yi;"
     body.append("    }")
     e.simple(node, body, decl)
 

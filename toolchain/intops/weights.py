@@ -475,11 +475,24 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         lines.append(f"        for (gi = 0, xc = xn, wcg = 0, cog = 0; gi < {g.G}; gi++, "
                      f"wcg += {OG * g.CG * kk * step_w}, cog += {OG})")
         lines.append(f"        for (cl = 0, wci = wcg; cl < {g.CG}; cl++, xc += {g.H * g.W}, wci += {ci_w}) {{")
-    lines.append(f"            for (iy = 0, p = xc, np = 0; iy < {g.H}; iy++) {{")
-    lines.append(f"                for (ix = 0; ix < {g.W}; ix++, p++) {{")
-    lines.append(f"                    if (!{X}[p]) continue;")
+    # spikes eight at a time: a word of eight spike bytes, then only its set bytes (most
+    # inputs are zero; the pairs come in the same order as from the byte loop)
+    words = in_spikes and g.W % 8 == 0
+    if words:
+        lines[0] = lines[0][:-1] + ", ix0;\n    uint64_t w;"
+        lines.append(f"            for (iy = 0, p = xc, np = 0; iy < {g.H}; iy++, p += {g.W}) {{")
+        lines.append(f"                for (ix0 = 0; ix0 < {g.W}; ix0 += 8) {{")
+        lines.append(f"                    HQC_LOAD8(w, {X} + p + ix0);")
+        lines.append("                    while (w != 0) {")
+        lines.append("                    ix = ix0 + HQC_BYTE0(w);")
+        lines.append("                    w &= w - 1;")
+    else:
+        lines.append(f"            for (iy = 0, p = xc, np = 0; iy < {g.H}; iy++) {{")
+        lines.append(f"                for (ix = 0; ix < {g.W}; ix++, p++) {{")
+        lines.append(f"                    if (!{X}[p]) continue;")
     if not in_spikes:
         lines.append(f"                    xv = ({xt}){X}[p];")
+    lines += _interior_pairs(fn, g, OG, in_spikes)
     # an input at (iy, ix) reaches output (oy, ox) through tap (ky, kx) when
     # oy·SY = iy + PT − ky·DY and ox·SX = ix + PL − kx·DX
     lines.append(f"                    for (ky = 0, oyo = {g.PT}, tp = 0; ky < {g.KH}; ky++, oyo -= {g.DY}) {{")
@@ -491,6 +504,8 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
     lines.append(f"                            po[np] = {fn}_rowc[oy] + {fn}_colc[ox]; pt[np] = tp;"
                  + (" pv[np] = xv;" if not in_spikes else "") + " np++;")
     lines += ["                        }", "                    }", "                }", "            }"]
+    if words:
+        lines.append("            }")
     lines.append("            if (np == 0) continue;")
     if quant == "fp32":  # PyTorch order: output channel, then tap
         lines.append(f"            for (co = 0, wco = wci; co < {OG}; co++, wco += {g.CG * kk}) {{")
@@ -557,6 +572,33 @@ def _conv_events(e: CEmitter, fn: str, quant: str, bits: int, acc: str, wname: s
         lines.append("            }")
     lines.append("    }")
     return lines
+
+def _interior_pairs(fn: str, g: ConvGeometry, OG: int, in_spikes: bool) -> list[str]:
+    """Stride 1: an input whose taps all land inside the output appends its kk pairs
+    unrolled (output offsets and taps are constants from the position of its first tap;
+    the same pairs in the same order as the tap loops, which stay for the border)."""
+    kk = g.KH * g.KW
+    if g.SY != 1 or g.SX != 1 or kk == 1 or kk > 49:
+        return []
+    # tap (ky, kx) reaches oy = iy + PT − ky·DY: inside [0, HO) for every ky when
+    # iy ∈ [(KH−1)·DY − PT, HO − PT)
+    y_lo, y_hi = (g.KH - 1) * g.DY - g.PT, g.HO - g.PT
+    x_lo, x_hi = (g.KW - 1) * g.DX - g.PL, g.WO - g.PL
+    if y_lo >= y_hi or x_lo >= x_hi:
+        return []
+    ind = "                    "
+    conds = [c for c, trivial in ((f"iy >= {y_lo}", y_lo <= 0), (f"iy < {y_hi}", y_hi >= g.H),
+                                  (f"ix >= {x_lo}", x_lo <= 0), (f"ix < {x_hi}", x_hi >= g.W)) if not trivial]
+    out = [f"{ind}if ({' && '.join(conds) or '1'}) {{",
+           f"{ind}    b = {fn}_rowc[iy + {g.PT}] + {fn}_colc[ix + {g.PL}];"]
+    for t in range(kk):
+        ky, kx = divmod(t, g.KW)
+        off = (ky * g.DY * g.WO + kx * g.DX) * g.CO
+        at = "np" if t == 0 else f"np + {t}"
+        out.append(f"{ind}    po[{at}] = b - {off}; pt[{at}] = {t * OG};" + ("" if in_spikes else f" pv[{at}] = xv;"))
+    out += [f"{ind}    np += {kk};", f"{ind}    continue;", f"{ind}}}"]
+    return out
+
 
 #: Largest input magnitude for which a power-of-two layer on integers uses a table of multiples.
 MULTIPLES = 8
